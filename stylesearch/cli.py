@@ -1,0 +1,296 @@
+"""The `stylesearch` command. Thin: parse options, call the library, print.
+
+People get rich tables and progress bars on the terminal; programs get `--json` on stdout.
+Expected failures are one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, config
+from .errors import StyleSearchError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Group(click.Group):
+    """Turns expected errors into click's one-line `Error: ...` and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except StyleSearchError as exc:
+            raise click.ClickException(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise click.ClickException(f"catalog error: {exc}") from None
+        except OSError as exc:
+            where = f": {os.fsdecode(exc.filename)}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+
+class _State:
+    def __init__(self, settings: config.Settings, precision: str) -> None:
+        self.settings = settings
+        self.precision = precision
+
+    def library(self, create: bool = False):
+        from .library.folder import Library
+
+        return Library(self.settings.library, create=create)
+
+    def embedder(self, model: Path | None = None, **options):
+        from .embed import Embedder  # imports torch: only on paths that need the model
+
+        return Embedder(model or self.settings.model, device=self.settings.device, precision=self.precision, **options)
+
+
+pass_state = click.make_pass_decorator(_State)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--library", metavar="DIR", help="Library folder (default: the user data dir; env STYLESEARCH_LIBRARY).")
+@click.option("--model", metavar="PATH", help="Model checkpoint (default: the bundled model; env STYLESEARCH_MODEL).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Where the model runs (default: auto).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Inference precision; auto = bf16 where the hardware has it.")
+@click.version_option(__version__, prog_name="stylesearch")
+@click.pass_context
+def cli(ctx: click.Context, library: str | None, model: str | None, device: str | None, precision: str) -> None:
+    """Find works drawn in a similar art style, offline.
+
+    \b
+    Start by indexing your folders, then ask for look-alikes:
+      stylesearch index ~/Comics ~/Illustrations
+      stylesearch similar ~/Comics/x/cover.jpg -k 10
+    """
+    try:
+        ctx.obj = _State(config.resolve(library, model, device), precision)
+    except StyleSearchError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--rebuild", is_flag=True, help="Rebuild the search index from the catalog (no re-embedding).")
+@click.option("--retry-failed", is_flag=True, help="Try again files that failed before and have not changed.")
+@click.option("--batch-size", default=32, show_default=True, help="Images per model call.")
+@click.option("--workers", type=int, help="Decoding threads (default: one per CPU core).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@pass_state
+def index(state: _State, paths: tuple[str, ...], rebuild: bool, retry_failed: bool, batch_size: int, workers: int | None, as_json: bool) -> None:
+    """Index images and comic archives under PATHS (files or folders, recursive).
+
+    Unchanged files are skipped, moved files keep their vectors, files gone from a folder
+    are removed, and a folder that is not reachable (unmounted drive) is marked offline.
+    With no PATHS, every folder indexed before is brought up to date.
+    """
+    from .library.indexer import index_paths
+
+    with state.library(create=True) as lib:
+        targets = list(paths) or [os.fsdecode(r) for r in lib.catalog.roots()]
+        if not targets and not rebuild:
+            raise StyleSearchError("nothing to index: give one or more folders or files")
+        embedder = state.embedder(batch_size=batch_size, workers=workers)
+        with _progress(disabled=as_json) as (on_plan, on_file):
+            summary = index_paths(lib, targets, embedder, retry_failed=retry_failed, rebuild=rebuild, on_plan=on_plan, on_file=on_file)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict()))
+    else:
+        counts = ", ".join(f"{n} {name}" for name in ("added", "updated", "moved", "unchanged", "removed", "failed", "offline")
+                           if (n := getattr(summary, name)) or name in ("added", "unchanged", "failed"))
+        out.print(f"Indexed: {counts}")
+        for path, reason in summary.errors[:20]:
+            err.print(f"  failed: {path}: {reason}", markup=False)
+        if len(summary.errors) > 20:
+            err.print(f"  ... and {len(summary.errors) - 20} more (stylesearch status --failed)")
+    for path in summary.missing:
+        click.echo(f"Error: path not found: {path}", err=True)
+    if summary.missing:
+        sys.exit(1)
+
+
+def _progress(disabled: bool):
+    """A rich progress bar (files, files/s, ETA) on stderr, driven by two callbacks."""
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    @contextmanager
+    def bar():
+        progress = Progress(
+            TextColumn("[bold]Indexing"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} files/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=err, disable=disabled or not err.is_terminal,
+        )
+        task = progress.add_task("index", total=None, rate="-")
+        with progress:
+            def on_file(_path: bytes) -> None:
+                progress.advance(task)
+                speed = progress.tasks[0].speed
+                progress.update(task, rate=f"{speed:.1f}" if speed else "-")
+
+            yield (lambda n: progress.update(task, total=n)), on_file
+
+    return bar()
+
+
+@cli.command()
+@click.argument("query", type=click.Path(path_type=str))
+@click.option("-k", "k", default=10, show_default=True, help="How many works to list.")
+@click.option("--include-self", is_flag=True, help="List the query itself when it is indexed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: rank, distance, path.")
+@pass_state
+def similar(state: _State, query: str, k: int, include_self: bool, as_json: bool) -> None:
+    """List the indexed works whose art style is closest to QUERY.
+
+    QUERY is any image or comic archive, indexed or not. Distance is Euclidean between
+    style vectors: smaller is more alike.
+    """
+    from .search.similar import similar as run_similar
+
+    with state.library() as lib:
+        hits = run_similar(lib, query, k=k, include_self=include_self, model=state.settings.model, make_embedder=state.embedder)
+    if as_json:
+        for hit in hits:
+            click.echo(json.dumps(hit.to_dict()))
+        return
+    table = Table("rank", "distance", "path", box=None)
+    for hit in hits:
+        table.add_row(str(hit.rank), f"{hit.distance:.4f}", hit.path)
+    out.print(table)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .npz file to write.")
+@click.option("--batch-size", default=32, show_default=True, help="Images per model call.")
+@pass_state
+def embed(state: _State, paths: tuple[str, ...], output: Path, batch_size: int) -> None:
+    """Write style vectors of PATHS (files or folders) to an .npz file.
+
+    The file holds `paths` (strings), `vectors` (float32, one row per path) and `model_id`:
+    the way to analyse the embedding outside stylesearch. Unreadable files are reported and
+    left out; the exit status is 1 only if nothing could be embedded.
+    """
+    import numpy as np
+
+    from .library.scan import normalise, walk
+
+    files: list[bytes] = []
+    unlisted: list[tuple[bytes, str]] = []
+    for given in paths:
+        target = normalise(given)
+        if os.path.isdir(target):
+            files += [p for p, info in walk(target, unlisted)]
+        elif os.path.lexists(target):
+            files.append(target)
+        else:
+            raise StyleSearchError(f"path not found: {given}")
+    for folder, reason in unlisted:
+        err.print(f"skipped {os.fsdecode(folder)}: {reason}", markup=False)
+    embedder = state.embedder(batch_size=batch_size)
+    names, vectors = [], []
+    for path, vector, error in embedder.stream(files, lambda p: _load(p, embedder.size)):
+        if error:
+            err.print(f"failed: {os.fsdecode(path)}: {error}", markup=False)
+        else:
+            names.append(os.fsdecode(path))
+            vectors.append(vector)
+    if not vectors:
+        raise StyleSearchError("no file could be embedded")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "wb") as fh:
+        np.savez(fh, paths=np.array(names), vectors=np.stack(vectors).astype(np.float32), model_id=embedder.info.model_id)
+    err.print(f"Wrote {len(vectors)} vectors ({embedder.dim}-d, model {embedder.info.model_id}) to {output}")
+
+
+def _load(path: bytes, size: int):
+    from .imaging import load_image
+
+    return load_image(path, size)
+
+
+@cli.command()
+@click.option("--failed", is_flag=True, help="List the files that could not be indexed, with the reason.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_state
+def status(state: _State, failed: bool, as_json: bool) -> None:
+    """Show the library: folder, model, file counts, watched roots, index size."""
+    from .model.locate import resolve_model_path
+
+    with state.library() as lib:
+        model_path = resolve_model_path(state.settings.model)
+        index_file = lib.ann_path
+        sidecar = json.loads(index_file.with_name(index_file.name + ".json").read_text()) if index_file.exists() else {}
+        report = {
+            "library": str(lib.folder),
+            "model": {"path": str(model_path), "library_model_id": lib.model_id,
+                      "matches_library": lib.known_model_id(model_path) is not None or lib.model_id is None},
+            "counts": lib.catalog.counts(),
+            "roots": [{"path": os.fsdecode(r), "reachable": os.path.isdir(r)} for r in lib.catalog.roots()],
+            "index": {"vectors": sidecar.get("live", 0), "bytes": index_file.stat().st_size if index_file.exists() else 0,
+                      "fresh": sidecar.get("generation") == lib.catalog.generation},
+        }
+        if failed:
+            report["failed"] = [{"path": os.fsdecode(p), "error": e} for p, e in lib.catalog.failed()]
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    counts = report["counts"]
+    out.print(f"[bold]Library[/] {report['library']}")
+    out.print(f"[bold]Model[/]   {report['model']['library_model_id'] or '(none yet)'}  ({model_path})")
+    if not report["model"]["matches_library"]:
+        out.print("  [yellow]the selected model file differs from the one this library was indexed with[/]")
+    out.print(f"[bold]Files[/]   {counts['ok']} ok, {counts['failed']} failed, {counts['offline']} offline")
+    out.print(f"[bold]Index[/]   {report['index']['vectors']} vectors, {report['index']['bytes'] / 2**20:.1f} MiB"
+              + ("" if report["index"]["fresh"] else " (stale: rebuilt on next use)"))
+    for root in report["roots"]:
+        out.print(f"[bold]Root[/]    {root['path']}" + ("" if root["reachable"] else "  [yellow](offline)[/]"), markup=True)
+    for item in report.get("failed", []):
+        out.print(f"failed: {item['path']}: {item['error']}", markup=False)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print {\"forgotten\": N} as JSON.")
+@pass_state
+def forget(state: _State, paths: tuple[str, ...], as_json: bool) -> None:
+    """Remove PATHS (files, or folders and everything below) from the library.
+
+    Files on disk are not touched; a forgotten folder is also no longer re-indexed.
+    """
+    from .library.scan import normalise
+
+    with state.library() as lib, lib.writer():
+        ann = lib.ann()
+        forgotten = 0
+        with lib.catalog.transaction():
+            for given in paths:
+                target = normalise(given)
+                ids = [r.id for r in lib.catalog.rows_at(target)]
+                lib.catalog.delete(ids)
+                ann.remove(ids)
+                forgotten += len(ids)
+                for root in lib.catalog.roots():
+                    if root == target or root.startswith(target.rstrip(b"/") + b"/"):
+                        lib.catalog.remove_root(root)
+            lib.catalog.bump_generation()
+        lib.save_ann(ann)
+    if as_json:
+        click.echo(json.dumps({"forgotten": forgotten}))
+    else:
+        out.print(f"Forgot {forgotten} file(s).")
+
+
+def main() -> None:
+    cli(prog_name="stylesearch")

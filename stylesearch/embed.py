@@ -1,0 +1,164 @@
+"""Embedder: images in, style vectors (mu) out, fast.
+
+Speed comes from four things, measured in bench/bench_core.py: JPEG draft decoding at the
+model's scale, decoding in threads while the model runs (Pillow releases the GIL), conv+BN
+folding with channels_last memory, and bf16 on CPUs with native bf16 (AVX512-BF16/AMX).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import StyleSearchError, one_line
+from .imaging import load_image
+from .model.checkpoint import load_encoder
+
+T = TypeVar("T")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name not in DEVICES:
+        raise StyleSearchError(f"unknown device {name!r} (choose from {', '.join(DEVICES)})")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise StyleSearchError("--device cuda: no CUDA GPU is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise StyleSearchError("--device mps: Apple MPS is not available")
+    return torch.device(name)
+
+
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """bf16 where the hardware computes it natively, fp32 elsewhere (emulated bf16 is slower)."""
+    if precision not in PRECISIONS:
+        raise StyleSearchError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    if precision == "fp32":
+        return torch.float32
+    native = {
+        "cpu": torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+        "cuda": torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+    }.get(device.type, False)
+    if precision == "bf16" or native:
+        return torch.bfloat16
+    return torch.float32
+
+
+class Embedder:
+    """A loaded model plus the pipeline that feeds it."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        batch_size: int = 32,
+        workers: int | None = None,
+    ) -> None:
+        model, self.info = load_encoder(model_path)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(precision, self.device)
+        self.batch_size = max(1, batch_size)
+        self.workers = workers or max(1, os.cpu_count() or 1)
+        self.size = self.info.config.input_size
+        from torch.fx.experimental.optimization import fuse  # conv+BN folding for inference
+
+        model.trunk = fuse(model.trunk)
+        self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last)
+        self.mean = torch.tensor(self.info.config.mean, device=self.device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(self.info.config.std, device=self.device).view(1, 3, 1, 1) * 255
+
+    @property
+    def dim(self) -> int:
+        return self.info.config.embed_dim
+
+    def preprocess(self, img: Image.Image) -> np.ndarray:
+        """RGB image -> uint8 HxWx3 at the model's input size (shorter side, centre crop)."""
+        width, height = img.size
+        side = min(width, height)
+        box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
+        fitted = img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
+        return np.asarray(fitted, dtype=np.uint8)
+
+    def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 NxHxWx3 -> float32 N x dim. NHWC permuted to NCHW *is* channels_last."""
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
+        x = ((x - self.mean) / self.std).to(self.dtype).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return self.model.embed(x).float().cpu().numpy()
+
+    def embed_images(self, images: Iterable[Image.Image]) -> np.ndarray:
+        arrays = [self.preprocess(img) for img in images]
+        if not arrays:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(
+            [self.embed_arrays(np.stack(arrays[i : i + self.batch_size])) for i in range(0, len(arrays), self.batch_size)]
+        )
+
+    def embed_file(self, path: str | os.PathLike) -> np.ndarray:
+        """One file's vector; raises ImageLoadError with the reason if it cannot be read."""
+        return self.embed_images([load_image(path, self.size)])[0]
+
+    def stream(
+        self, jobs: Iterable[T], load: Callable[[T], Image.Image | None] | None = None
+    ) -> Iterator[tuple[T, np.ndarray | None, str | None]]:
+        """Embed many jobs, decoding in worker threads while the model runs.
+
+        `load(job)` returns an image, or None when the job needs no model call (e.g. a vector
+        reused by content hash). Yields (job, vector or None, error or None): failures and
+        model-free jobs as soon as they are known, embedded jobs batch by batch. A job that
+        fails yields its one-line error and the stream goes on.
+        """
+        load = load or (lambda job: load_image(job, self.size))
+
+        def prepare(job: T) -> np.ndarray | None:
+            img = load(job)
+            return None if img is None else self.preprocess(img)
+
+        batch: list[tuple[T, np.ndarray]] = []
+        pending: deque = deque()
+        todo = iter(jobs)
+        depth = self.batch_size * 2
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+            for job in todo:
+                pending.append((job, pool.submit(prepare, job)))
+                if len(pending) >= depth:
+                    break
+            while pending:
+                job, future = pending.popleft()
+                for nxt in todo:
+                    pending.append((nxt, pool.submit(prepare, nxt)))
+                    break
+                try:
+                    array = future.result()
+                except Exception as exc:  # noqa: BLE001 - one bad file must not end the batch
+                    yield job, None, one_line(exc) if isinstance(exc, StyleSearchError) else f"{type(exc).__name__}: {one_line(exc)}"
+                    continue
+                if array is None:
+                    yield job, None, None
+                    continue
+                batch.append((job, array))
+                if len(batch) >= self.batch_size:
+                    yield from self._flush(batch)
+                    batch = []
+            yield from self._flush(batch)
+
+    def _flush(self, batch: list[tuple[T, np.ndarray]]) -> Iterator[tuple[T, np.ndarray, None]]:
+        if batch:
+            vectors = self.embed_arrays(np.stack([a for _, a in batch]))
+            for (job, _), vec in zip(batch, vectors):
+                yield job, vec, None

@@ -1,0 +1,130 @@
+"""Any supported file -> one RGB image. Used by indexing, queries and training alike.
+
+Decoding is defensive: size limits are checked before pixels are decoded, Pillow's
+decompression-bomb guard stays on, and every failure becomes an ImageLoadError with a
+one-line reason that the catalog records while the batch goes on.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import warnings
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from . import archives
+from .errors import ImageLoadError, one_line
+from .formats import is_archive, suffix
+
+MAX_FILE_BYTES = 256 * 1024 * 1024  # one image file; archives have their own member limits
+MAX_PIXELS = 100_000_000  # ~10k x 10k; Pillow's own bomb guard (89 MP warn, 2x error) stays on too
+
+try:  # AVIF is built into recent Pillow; HEIF needs the optional pillow-heif plugin.
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:
+    pass
+
+# Pillow warns (rather than raises) between 1x and 2x its pixel limit; we want a refusal.
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def load_image(path: str | os.PathLike, target: int = 0) -> Image.Image:
+    """Open an image or a comic archive's cover as RGB.
+
+    `target` > 0 lets JPEG decoding skip detail finer than a target x target thumbnail
+    needs (DCT-domain downscaling): a 1600x2400 cover decodes at 400x600 for a 224 model.
+    """
+    with open_regular(path) as fh:
+        if is_archive(path):
+            cover = archives.read_cover(os.fsdecode(path), fh, suffix(path), target)
+            return cover if isinstance(cover, Image.Image) else decode_image(cover, target)
+        return decode_image(read_limited(fh, MAX_FILE_BYTES), target)
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """Open a non-empty regular file for reading; FIFOs and devices are refused without blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ImageLoadError("file not found") from None
+    except PermissionError:
+        raise ImageLoadError("permission denied") from None
+    except OSError as exc:
+        raise ImageLoadError(f"cannot open: {exc.strerror or exc}") from None
+    fh = os.fdopen(fd, "rb")
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+        fh.close()
+        raise ImageLoadError("not a regular file" if not stat.S_ISREG(info.st_mode) else "empty file (0 bytes)")
+    return fh
+
+
+def read_limited(fh: BinaryIO, limit: int) -> bytes:
+    """Read at most `limit` bytes, refusing (not truncating) anything larger."""
+    try:
+        data = fh.read(limit + 1)
+    except OSError as exc:
+        raise ImageLoadError(f"read error: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ImageLoadError(f"file too large (> {limit >> 20} MiB limit)")
+    return data
+
+
+def decode_image(data: bytes, target: int = 0) -> Image.Image:
+    """Decode image bytes to RGB: first frame, EXIF orientation, alpha on white, 8-bit."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        width, height = img.size
+        if width <= 0 or height <= 0:
+            raise ImageLoadError("image has no pixels")
+        if width * height > MAX_PIXELS:
+            raise ImageLoadError(f"image too large ({width}x{height} px > {MAX_PIXELS // 1_000_000} MP limit)")
+        if target and img.format == "JPEG":
+            img.draft("RGB", (target, target))
+        img.load()
+        img = _apply_orientation(img)
+        return to_rgb(img)
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(f"decompression bomb refused: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageLoadError("not a recognised image format") from None
+    except (OSError, ValueError, SyntaxError, EOFError, TypeError, IndexError, KeyError, MemoryError) as exc:
+        raise ImageLoadError(f"corrupt image: {one_line(exc)}") from None
+
+
+def _apply_orientation(img: Image.Image) -> Image.Image:
+    """EXIF orientation; a malformed EXIF block is ignored rather than failing the image."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:  # noqa: BLE001 - absurd EXIF must not make a good image unreadable
+        return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB; transparency is composited on white (like paper)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 257.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 1.0
+        if img.mode == "F":
+            top = float(arr.max(initial=0)) or 1.0
+            scale = top / 255.0 if top > 255 or top <= 1.0 else 1.0
+        img = Image.fromarray(np.clip(arr / scale, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("LA", "La", "PA", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    return img.convert("RGB")

@@ -1,0 +1,1 @@
+"""The library: catalog (source of truth), ANN index (derived), scanning and indexing."""

@@ -1,0 +1,100 @@
+"""A library folder: catalog + ANN index + writer lock, and the rules that tie them.
+
+    <library>/catalog.sqlite3   source of truth (WAL)
+    <library>/index.hnsw(.json) derived; rebuilt when stale, damaged or from another model
+    <library>/lock              one writer at a time (readers never wait)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import StyleSearchError
+from .ann import AnnIndex
+from .catalog import Catalog
+
+
+class Library:
+    def __init__(self, folder: Path, *, create: bool = False) -> None:
+        self.folder = Path(folder).expanduser()
+        if not (self.folder / "catalog.sqlite3").is_file():
+            if not create:
+                raise StyleSearchError(f"no library at {self.folder}: run `stylesearch index PATH` first")
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise StyleSearchError(f"cannot create library folder {self.folder}: {exc.strerror or exc}") from None
+        try:
+            self.catalog = Catalog(self.folder / "catalog.sqlite3")
+        except Exception as exc:  # noqa: BLE001 - sqlite3 raises several types for a bad file
+            raise StyleSearchError(f"cannot open catalog in {self.folder}: {exc}") from None
+        self.ann_path = self.folder / "index.hnsw"
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the library's write lock (non-blocking: a second writer gets a clear error)."""
+        fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StyleSearchError(f"another stylesearch process is updating {self.folder}; try again when it ends") from None
+            yield
+        finally:
+            os.close(fd)
+
+    # --- which model the library's vectors come from -------------------------------
+    @property
+    def model_id(self) -> str | None:
+        return self.catalog.get_meta("model_id")
+
+    def known_model_id(self, model_path: Path) -> str | None:
+        """The id of `model_path` if it is the file the library was last indexed with
+        (same path, size and mtime), answered without loading torch."""
+        try:
+            st = model_path.stat()
+        except OSError:
+            return None
+        if self.catalog.get_meta("model_file") == f"{model_path}|{st.st_size}|{st.st_mtime_ns}":
+            return self.model_id
+        return None
+
+    def use_model(self, model_id: str, model_path: Path) -> bool:
+        """Record the model about to write vectors; True if it differs from the last one
+        (its vectors then leave the index until re-embedded: models are never mixed)."""
+        st = model_path.stat()
+        changed = self.model_id != model_id
+        with self.catalog.transaction():
+            self.catalog.set_meta("model_id", model_id)
+            self.catalog.set_meta("model_file", f"{model_path}|{st.st_size}|{st.st_mtime_ns}")
+            if changed:
+                self.catalog.bump_generation()
+        return changed
+
+    # --- the ANN index ----------------------------------------------------------------
+    def ann(self, dim: int | None = None, *, rebuild: bool = False) -> AnnIndex:
+        """The saved index if it matches the catalog, else one built from the catalog."""
+        model_id = self.model_id
+        dim = dim or self.catalog.vector_dim() or 1
+        if not rebuild and model_id:
+            saved = AnnIndex.load(self.ann_path, model_id=model_id, generation=self.catalog.generation, dim=dim)
+            if saved is not None:
+                return saved
+        ids, vectors = self.catalog.searchable(model_id or "")
+        return AnnIndex.build(ids, vectors, dim)
+
+    def save_ann(self, ann: AnnIndex) -> None:
+        ann.save(self.ann_path, model_id=self.model_id, generation=self.catalog.generation)

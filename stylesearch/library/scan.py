@@ -1,0 +1,116 @@
+"""Compare what is on disk under the given paths with what the catalog holds.
+
+Nothing is read but directory entries and stat results, so an unchanged library of 100k
+files is re-checked in seconds: (size, mtime) unchanged and same model = nothing to do.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ..formats import is_supported
+from .catalog import Catalog, FileRow
+
+
+@dataclass
+class Job:
+    """A file that needs work: embedding, or at least hashing to find a reusable vector."""
+
+    path: bytes
+    size: int
+    mtime_ns: int
+    row: FileRow | None  # its current catalog row, if any
+    hash: str | None = None
+
+
+@dataclass
+class Plan:
+    jobs: list[Job] = field(default_factory=list)
+    unchanged: int = 0
+    vanished: list[FileRow] = field(default_factory=list)  # gone from a reachable folder
+    offline: list[FileRow] = field(default_factory=list)  # under a folder that is not reachable
+    back_online: list[FileRow] = field(default_factory=list)  # offline rows seen again, unchanged
+    unreadable: list[tuple[bytes, str]] = field(default_factory=list)  # stat failed, not a file...
+    unlisted: list[tuple[bytes, str]] = field(default_factory=list)  # folders that could not be listed
+    missing: list[bytes] = field(default_factory=list)  # paths given that do not exist
+    roots: list[bytes] = field(default_factory=list)  # folders scanned
+
+
+def normalise(path: str | bytes | os.PathLike) -> bytes:
+    """Absolute, normalised OS bytes (symlinks kept: a user's path is what they will see)."""
+    return os.path.normpath(os.path.abspath(os.fsencode(path)))
+
+
+def walk(root: bytes, unlisted: list[tuple[bytes, str]]) -> Iterator[tuple[bytes, os.stat_result | str]]:
+    """Supported files below `root` with their stat, or a one-line reason they cannot be
+    read. Hidden entries are skipped and folder symlinks never followed (no loops); folders
+    that cannot be listed go to `unlisted`, so their files are kept, not removed."""
+
+    def on_error(exc: OSError) -> None:
+        unlisted.append((os.fsencode(exc.filename or root), f"cannot list folder: {exc.strerror}"))
+
+    for folder, dirs, files in os.walk(root, onerror=on_error, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(b"."))
+        for name in sorted(files):
+            if name.startswith(b".") or not is_supported(name):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                info = os.stat(path)
+            except OSError as exc:
+                yield path, f"cannot stat: {exc.strerror}"
+                continue
+            yield path, info if stat.S_ISREG(info.st_mode) else "not a regular file"
+
+
+def plan(catalog: Catalog, targets: list[bytes], model_id: str, *, retry_failed: bool = False) -> Plan:
+    """What to do for each file under `targets` (files or folders)."""
+    result = Plan()
+    for target in targets:
+        rows = {r.path: r for r in catalog.rows_at(target)}
+        if os.path.isdir(target):
+            seen = dict(walk(target, result.unlisted))
+            if not seen and rows and not _has_entries(target):
+                result.offline += [r for r in rows.values() if r.status == "ok"]  # unmounted drive
+                continue
+            result.roots.append(target)
+        elif os.path.lexists(target):
+            try:
+                seen = {target: os.stat(target)}
+            except OSError as exc:
+                seen = {target: f"cannot stat: {exc.strerror}"}
+        else:
+            if rows:
+                result.offline += [r for r in rows.values() if r.status == "ok"]
+            else:
+                result.missing.append(target)
+            continue
+        for path, info in seen.items():
+            row = rows.pop(path, None)
+            if isinstance(info, str):
+                result.unreadable.append((path, info))
+                continue
+            same_file = row is not None and row.size == info.st_size and row.mtime_ns == info.st_mtime_ns
+            if same_file and row.status == "offline" and row.model_id == model_id:
+                result.back_online.append(row)
+            elif same_file and ((row.status == "ok" and row.model_id == model_id) or (row.status == "failed" and not retry_failed)):
+                result.unchanged += 1
+            else:
+                result.jobs.append(Job(path, info.st_size, info.st_mtime_ns, row))
+        for row in rows.values():  # in the catalog, not seen now
+            if not any(row.path.startswith(folder.rstrip(b"/") + b"/") for folder, _ in result.unlisted):
+                result.vanished.append(row)
+            elif row.status == "ok":
+                result.offline.append(row)
+    return result
+
+
+def _has_entries(folder: bytes) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(True for _ in entries)
+    except OSError:
+        return False

@@ -1,0 +1,62 @@
+"""The paper's encoder (Park & Matsushita 2024, Fig. 2): ResNet18 trunk, FC heads to mu and
+log-variance of a 256-d latent. The style embedding is mu; z's sampling noise only matters
+when training the VAE, which adds a decoder to this same module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torchvision.models import resnet
+
+# Trunks by name; the paper uses resnet18. Keys are stored in checkpoints.
+TRUNKS = {"resnet18": resnet.resnet18, "resnet34": resnet.resnet34}
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything needed to rebuild the encoder and feed it; stored in every checkpoint."""
+
+    arch: str = "resnet18"
+    embed_dim: int = 256
+    input_size: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EncoderConfig:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        for key in ("mean", "std"):
+            if key in known:
+                known[key] = tuple(float(v) for v in known[key])
+        return cls(**known)
+
+
+class StyleEncoder(nn.Module):
+    """x -> (mu, logvar). Inference uses `embed`, which returns mu only."""
+
+    def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
+        super().__init__()
+        if config.arch not in TRUNKS:
+            raise ValueError(f"unknown encoder architecture {config.arch!r} (known: {', '.join(TRUNKS)})")
+        self.config = config
+        trunk = TRUNKS[config.arch](weights=None)
+        features = trunk.fc.in_features
+        trunk.fc = nn.Identity()
+        self.trunk = trunk
+        self.fc_mu = nn.Linear(features, config.embed_dim)
+        self.fc_logvar = nn.Linear(features, config.embed_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The style embedding mu (the logvar head is skipped: inference never needs it)."""
+        return self.fc_mu(self.trunk(x))

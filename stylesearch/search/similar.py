@@ -1,0 +1,81 @@
+"""`similar`: the works whose style vector (mu) is nearest to a query's, by Euclidean distance.
+
+A query that is already indexed and unchanged is answered from its stored vector, so the
+common case never imports torch; any other file is embedded with the library's model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import StyleSearchError
+from ..library.folder import Library
+from ..library.scan import normalise
+from ..model.locate import resolve_model_path
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    distance: float
+    path: str
+
+    def to_dict(self) -> dict:
+        return {"rank": self.rank, "distance": round(self.distance, 6), "path": self.path}
+
+
+def query_vector(library: Library, query: str | os.PathLike, model: Path | None, make_embedder: Callable) -> tuple[np.ndarray, int | None]:
+    """The query's vector and, if it is an indexed file, its catalog id."""
+    path = normalise(query)
+    if not os.path.exists(path):
+        raise StyleSearchError(f"query not found: {os.fsdecode(path)}")
+    model_path = resolve_model_path(model)
+    row = library.catalog.row(path)
+    known_model = library.known_model_id(model_path)
+    if row and row.status == "ok" and known_model and row.model_id == known_model:
+        st = os.stat(path)
+        if (st.st_size, st.st_mtime_ns) == (row.size, row.mtime_ns):
+            vector = library.catalog.vector(row.id)
+            if vector is not None:
+                return vector, row.id
+    embedder = make_embedder(model_path)
+    if library.model_id and embedder.info.model_id != library.model_id:
+        raise StyleSearchError(
+            f"the library was indexed with model {library.model_id}, not {embedder.info.model_id}: "
+            "run `stylesearch index` with this model (or pick the library's model with --model)"
+        )
+    return embedder.embed_file(path), (row.id if row else None)
+
+
+def similar(
+    library: Library,
+    query: str | os.PathLike,
+    *,
+    k: int = 10,
+    include_self: bool = False,
+    model: Path | None = None,
+    make_embedder: Callable,
+) -> list[Hit]:
+    """The k works nearest in style to `query` (any image or archive, indexed or not)."""
+    if k < 1:
+        raise StyleSearchError("-k must be at least 1")
+    vector, self_id = query_vector(library, query, model, make_embedder)
+    ann = library.ann(len(vector))
+    if ann.live == 0:
+        raise StyleSearchError("the library has no indexed works yet: run `stylesearch index PATH` first")
+    # Ask for a few extra: the query itself and rows changed since the index was saved drop out.
+    ids, distances = ann.query(vector, k + 1 + max(8, k // 4))
+    paths = library.catalog.ok_paths(ids)
+    hits = []
+    for file_id, distance in zip(ids, distances):
+        if file_id not in paths or (file_id == self_id and not include_self):
+            continue
+        hits.append(Hit(len(hits) + 1, float(distance), os.fsdecode(paths[file_id])))
+        if len(hits) == k:
+            break
+    return hits
