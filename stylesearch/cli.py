@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from . import __version__, config
 from .errors import StyleSearchError
@@ -96,6 +96,8 @@ def index(state: _State, paths: tuple[str, ...], rebuild: bool, retry_failed: bo
     """
     from .library.indexer import index_paths
 
+    if batch_size < 1:
+        raise StyleSearchError("--batch-size must be at least 1")
     with state.library(create=True) as lib:
         targets = list(paths) or [os.fsdecode(r) for r in lib.catalog.roots()]
         if not targets and not rebuild:
@@ -164,10 +166,10 @@ def similar(state: _State, query: str, k: int, include_self: bool, as_json: bool
         for hit in hits:
             click.echo(json.dumps(hit.to_dict()))
         return
-    table = Table("rank", "distance", "path", box=None)
+    # Plain lines, not a table: a path is never shortened or folded, people copy it.
+    out.print(f"[bold]{'rank':>4}  {'distance':>9}  path[/]")
     for hit in hits:
-        table.add_row(str(hit.rank), f"{hit.distance:.4f}", hit.path)
-    out.print(table)
+        out.print(f"{hit.rank:>4}  {hit.distance:>9.4f}  {escape(hit.path)}")
 
 
 @cli.command()
@@ -186,6 +188,8 @@ def embed(state: _State, paths: tuple[str, ...], output: Path, batch_size: int) 
 
     from .library.scan import normalise, walk
 
+    if batch_size < 1:
+        raise StyleSearchError("--batch-size must be at least 1")
     files: list[bytes] = []
     unlisted: list[tuple[bytes, str]] = []
     for given in paths:

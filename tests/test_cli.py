@@ -1,0 +1,104 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from samples import drawing, save
+from stylesearch.cli import cli
+
+
+@pytest.fixture
+def runner(env):
+    return CliRunner()
+
+
+def invoke(runner, *args):
+    result = runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def test_help_for_every_command(runner):
+    top = invoke(runner, "--help")
+    assert top.exit_code == 0 and "stylesearch index" in top.output
+    for command in ("index", "similar", "embed", "status", "forget"):
+        result = invoke(runner, command, "--help")
+        assert result.exit_code == 0 and "Usage: " in result.output and len(result.output.splitlines()) > 5
+
+
+def test_index_similar_status_forget_round_trip(runner, comics, env):
+    result = invoke(runner, "index", comics, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["added"] == 12
+    query = comics / "artist0" / "page0.png"
+    text = invoke(runner, "similar", query, "-k", "3")
+    assert text.exit_code == 0 and str(comics / "artist") in text.output and "rank" in text.output
+    lines = invoke(runner, "similar", query, "-k", "3", "--json").output.splitlines()
+    hits = [json.loads(line) for line in lines]
+    assert [h["rank"] for h in hits] == [1, 2, 3] and all(h["path"] != str(query) for h in hits)
+    status = json.loads(invoke(runner, "status", "--json").output)
+    assert status["counts"]["ok"] == 12 and status["index"]["vectors"] == 12 and status["index"]["fresh"]
+    assert status["roots"] == [{"path": str(comics), "reachable": True}] and status["library"] == str(env)
+    forgot = invoke(runner, "forget", comics / "artist1", "--json")
+    assert json.loads(forgot.output) == {"forgotten": 4}
+    assert json.loads(invoke(runner, "status", "--json").output)["counts"]["ok"] == 8
+    again = json.loads(invoke(runner, "index", "--json").output)  # no paths: the remembered roots
+    assert again["added"] == 4 and again["unchanged"] == 8
+
+
+def test_index_reports_failures_and_missing_paths(runner, comics, tmp_path):
+    (comics / "bad.jpg").write_bytes(b"nope")
+    result = invoke(runner, "index", comics, tmp_path / "no-such-folder")
+    assert result.exit_code == 1
+    assert "bad.jpg" in result.output and "path not found" in result.output
+    status = json.loads(invoke(runner, "status", "--json", "--failed").output)
+    assert status["counts"]["failed"] == 1 and "not a recognised image" in status["failed"][0]["error"]
+
+
+def test_similar_on_an_image_outside_the_library(runner, comics, tmp_path):
+    invoke(runner, "index", comics)
+    outside = save(drawing(seed=500, style=1), tmp_path / "new.webp", "WEBP")
+    hits = [json.loads(line) for line in invoke(runner, "similar", outside, "--json", "-k", "12").output.splitlines()]
+    assert len(hits) == 12
+
+
+def test_embed_writes_paths_and_vectors(runner, comics, tmp_path):
+    out = tmp_path / "vectors.npz"
+    (comics / "bad.png").write_bytes(b"x")
+    result = invoke(runner, "embed", comics, "-o", out)
+    assert result.exit_code == 0 and "bad.png" in result.output
+    data = np.load(out)
+    assert data["vectors"].shape == (12, 16) and data["vectors"].dtype == np.float32
+    assert len(data["paths"]) == 12 and str(data["model_id"]).startswith("tiny-test-")
+
+
+@pytest.mark.parametrize(
+    "indexed, args, message",
+    [
+        (True, ["similar", "/no/such/image.png"], "query not found"),
+        (False, ["similar", "{comics}/artist0/page0.png"], "no library at"),
+        (False, ["status"], "no library at"),
+        (False, ["--model", "/no/model.pt", "index", "."], "model file not found"),
+        (True, ["similar", "{comics}/artist0/page0.png", "-k", "0"], "-k must be at least 1"),
+        (False, ["embed", "/no/such/dir", "-o", "x.npz"], "path not found"),
+        (True, ["index", "{comics}", "--batch-size", "0"], "--batch-size must be at least 1"),
+    ],
+)
+def test_expected_errors_are_one_line_with_exit_1(runner, comics, indexed, args, message):
+    if indexed:
+        invoke(runner, "index", comics)
+    result = invoke(runner, *[a.format(comics=comics) for a in args])
+    assert result.exit_code == 1
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_console_script_errors_without_traceback(env, tmp_path):
+    script = os.path.join(os.path.dirname(sys.executable), "stylesearch")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    proc = subprocess.run([script, "similar", str(broken)], capture_output=True, text=True, env=os.environ)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("Error:") and len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,141 @@
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, features
+
+from samples import drawing, encoded, png_header_only, save, with_exif_orientation
+from stylesearch import imaging
+from stylesearch.errors import ImageLoadError
+
+
+@pytest.mark.parametrize(
+    "fmt, ext",
+    [("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("GIF", "gif"), ("BMP", "bmp"), ("TIFF", "tif")]
+    + ([("AVIF", "avif")] if features.check("avif") else []),
+)
+def test_every_format_loads_as_rgb(tmp_path, fmt, ext):
+    img = drawing(seed=3)
+    path = save(img, tmp_path / f"x.{ext}", fmt)
+    out = imaging.load_image(path)
+    assert out.mode == "RGB" and out.size == img.size
+    # Lossless formats give the pixels back exactly; lossy ones stay close.
+    error = np.abs(np.asarray(out, dtype=int) - np.asarray(img, dtype=int)).mean()
+    assert error < (0.5 if fmt in ("PNG", "BMP", "TIFF") else 40)
+
+
+def test_gif_uses_first_frame(tmp_path):
+    frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 0, 255))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    r, g, b = imaging.load_image(path).getpixel((5, 5))
+    assert r > 200 and b < 50
+
+
+def test_alpha_and_palette_transparency_composite_on_white():
+    rgba = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    assert imaging.decode_image(encoded(rgba, "PNG")).getpixel((0, 0)) == (255, 255, 255)
+    half = Image.new("RGBA", (10, 10), (0, 0, 0, 128))
+    assert imaging.decode_image(encoded(half, "PNG")).getpixel((0, 0))[0] in range(120, 136)
+    palette = Image.new("P", (10, 10), 0)
+    palette.putpalette([0, 0, 0] * 256)
+    assert imaging.decode_image(encoded(palette, "PNG", transparency=0)).getpixel((0, 0)) == (255, 255, 255)
+    la = Image.new("LA", (10, 10), (0, 0))
+    assert imaging.decode_image(encoded(la, "PNG")).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_cmyk_greyscale_and_16_bit_become_8_bit_rgb():
+    cmyk = Image.new("CMYK", (10, 10), (0, 255, 255, 0))  # pure red in CMYK
+    r, g, b = imaging.decode_image(encoded(cmyk, "JPEG", quality=95)).getpixel((0, 0))
+    assert r > 200 and g < 60 and b < 60
+    grey = Image.new("L", (10, 10), 77)
+    assert imaging.decode_image(encoded(grey, "PNG")).getpixel((0, 0)) == (77, 77, 77)
+    deep = Image.fromarray(np.full((10, 10), 40000, dtype=np.uint16))
+    value = imaging.decode_image(encoded(deep, "PNG")).getpixel((0, 0))
+    assert value == (155, 155, 155)  # 40000 / 257, not clipped to white
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (40, 20), "white")
+    img.paste((255, 0, 0), (0, 0, 10, 20))  # red stripe on the left
+    out = imaging.decode_image(with_exif_orientation(img, 6))  # 6 = rotate 90 clockwise to view
+    assert out.size == (20, 40)
+    assert out.getpixel((10, 2))[0] > 200 and out.getpixel((10, 37))[1] > 200
+
+
+def test_absurd_exif_does_not_fail_a_good_image():
+    img = drawing()
+    exif = Image.Exif()
+    exif[0x0112] = 9999
+    out = imaging.decode_image(encoded(img, "JPEG", exif=exif.tobytes()))
+    assert out.size == img.size
+
+
+def test_jpeg_draft_decodes_big_covers_at_reduced_scale():
+    cover = Image.new("RGB", (1600, 2400), (20, 40, 60))
+    data = encoded(cover, "JPEG", quality=85)
+    assert imaging.decode_image(data, target=224).size == (400, 600)  # 1/4 scale, still >= 224
+    assert imaging.decode_image(data).size == (1600, 2400)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", "empty file"),
+        (b"this is not an image at all", "not a recognised image"),
+        (encoded(drawing(), "PNG")[:200], "corrupt image"),
+        (encoded(drawing(), "JPEG")[:300], "corrupt image"),
+        (png_header_only(60000, 60000), "decompression bomb"),
+        (png_header_only(10000, 10000), "decompression bomb"),  # between 1x and 2x the limit
+    ],
+    ids=["zero-byte", "garbage", "truncated-png", "truncated-jpeg", "bomb", "bomb-warning-zone"],
+)
+def test_bad_files_raise_one_line_reasons(tmp_path, content, reason):
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageLoadError, match=reason) as info:
+        imaging.load_image(path)
+    assert "\n" not in str(info.value)
+
+
+def test_pillow_bomb_guard_is_on_below_our_limit(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageLoadError, match="decompression bomb"):
+        imaging.decode_image(encoded(Image.new("RGB", (100, 100)), "PNG"))
+
+
+def test_non_regular_and_missing_files_are_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageLoadError, match="not a regular file"):
+        imaging.load_image(fifo)  # must not hang waiting for a writer
+    with pytest.raises(ImageLoadError, match="not a regular file"):
+        imaging.load_image(tmp_path)
+    with pytest.raises(ImageLoadError, match="file not found"):
+        imaging.load_image(tmp_path / "nope.jpg")
+
+
+def test_unreadable_file_reports_permission(tmp_path, monkeypatch):
+    path = save(drawing(), tmp_path / "locked.png")
+
+    def deny(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(imaging.os, "open", deny)
+    with pytest.raises(ImageLoadError, match="permission denied"):
+        imaging.load_image(path)
+
+
+def test_oversized_file_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(imaging, "MAX_FILE_BYTES", 100)
+    path = save(drawing(), tmp_path / "big.png")
+    with pytest.raises(ImageLoadError, match="too large"):
+        imaging.load_image(path)
+
+
+def test_decode_from_bytes_matches_file(tmp_path):
+    img = drawing(seed=9)
+    path = save(img, tmp_path / "a.png")
+    assert np.array_equal(np.asarray(imaging.load_image(path)), np.asarray(imaging.decode_image(path.read_bytes())))
+    assert isinstance(imaging.decode_image(io.BytesIO(path.read_bytes()).getvalue()), Image.Image)
