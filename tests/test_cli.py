@@ -70,9 +70,9 @@ def test_embed_writes_paths_and_vectors(runner, comics, tmp_path):
     (comics / "bad.png").write_bytes(b"x")
     result = invoke(runner, "embed", comics, "-o", out)
     assert result.exit_code == 0 and "bad.png" in result.output
-    data = np.load(out)
-    assert data["vectors"].shape == (12, 16) and data["vectors"].dtype == np.float32
-    assert len(data["paths"]) == 12 and str(data["model_id"]).startswith("tiny-test-")
+    with np.load(out) as data:
+        assert data["vectors"].shape == (12, 16) and data["vectors"].dtype == np.float32
+        assert len(data["paths"]) == 12 and str(data["model_id"]).startswith("tiny-test-")
 
 
 @pytest.mark.parametrize(
