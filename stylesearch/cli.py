@@ -10,6 +10,8 @@ import json
 import os
 import sqlite3
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -121,29 +123,25 @@ def index(state: _State, paths: tuple[str, ...], rebuild: bool, retry_failed: bo
         sys.exit(1)
 
 
-def _progress(disabled: bool):
+@contextmanager
+def _progress(disabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[bytes], None]]]:
     """A rich progress bar (files, files/s, ETA) on stderr, driven by two callbacks."""
-    from contextlib import contextmanager
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    @contextmanager
-    def bar():
-        progress = Progress(
-            TextColumn("[bold]Indexing"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} files/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=err, disable=disabled or not err.is_terminal,
-        )
-        task = progress.add_task("index", total=None, rate="-")
-        with progress:
-            def on_file(_path: bytes) -> None:
-                progress.advance(task)
-                speed = progress.tasks[0].speed
-                progress.update(task, rate=f"{speed:.1f}" if speed else "-")
+    progress = Progress(
+        TextColumn("[bold]Indexing"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} files/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=err, disable=disabled or not err.is_terminal,
+    )
+    task = progress.add_task("index", total=None, rate="-")
 
-            yield (lambda n: progress.update(task, total=n)), on_file
+    def on_file(_path: bytes) -> None:
+        progress.advance(task)
+        speed = progress.tasks[0].speed
+        progress.update(task, rate=f"{speed:.1f}" if speed else "-")
 
-    return bar()
+    with progress:
+        yield (lambda n: progress.update(task, total=n)), on_file
 
 
 @cli.command()
@@ -186,20 +184,11 @@ def embed(state: _State, paths: tuple[str, ...], output: Path, batch_size: int) 
     """
     import numpy as np
 
-    from .library.scan import normalise, walk
+    from .library.scan import expand
 
     if batch_size < 1:
         raise StyleSearchError("--batch-size must be at least 1")
-    files: list[bytes] = []
-    unlisted: list[tuple[bytes, str]] = []
-    for given in paths:
-        target = normalise(given)
-        if os.path.isdir(target):
-            files += [p for p, info in walk(target, unlisted)]
-        elif os.path.lexists(target):
-            files.append(target)
-        else:
-            raise StyleSearchError(f"path not found: {given}")
+    files, unlisted = expand(paths)
     for folder, reason in unlisted:
         err.print(f"skipped {os.fsdecode(folder)}: {reason}", markup=False)
     embedder = state.embedder(batch_size=batch_size)
@@ -234,16 +223,15 @@ def status(state: _State, failed: bool, as_json: bool) -> None:
 
     with state.library() as lib:
         model_path = resolve_model_path(state.settings.model)
-        index_file = lib.ann_path
-        sidecar = json.loads(index_file.with_name(index_file.name + ".json").read_text()) if index_file.exists() else {}
+        facts = lib.index_facts()
         report = {
             "library": str(lib.folder),
             "model": {"path": str(model_path), "library_model_id": lib.model_id,
                       "matches_library": lib.known_model_id(model_path) is not None or lib.model_id is None},
             "counts": lib.catalog.counts(),
             "roots": [{"path": os.fsdecode(r), "reachable": os.path.isdir(r)} for r in lib.catalog.roots()],
-            "index": {"vectors": sidecar.get("live", 0), "bytes": index_file.stat().st_size if index_file.exists() else 0,
-                      "fresh": sidecar.get("generation") == lib.catalog.generation},
+            "index": {"vectors": facts.get("live", 0), "bytes": facts.get("bytes", 0),
+                      "fresh": facts.get("generation") == lib.catalog.generation},
         }
         if failed:
             report["failed"] = [{"path": os.fsdecode(p), "error": e} for p, e in lib.catalog.failed()]
@@ -273,23 +261,8 @@ def forget(state: _State, paths: tuple[str, ...], as_json: bool) -> None:
 
     Files on disk are not touched; a forgotten folder is also no longer re-indexed.
     """
-    from .library.scan import normalise
-
-    with state.library() as lib, lib.writer():
-        ann = lib.ann()
-        forgotten = 0
-        with lib.catalog.transaction():
-            for given in paths:
-                target = normalise(given)
-                ids = [r.id for r in lib.catalog.rows_at(target)]
-                lib.catalog.delete(ids)
-                ann.remove(ids)
-                forgotten += len(ids)
-                for root in lib.catalog.roots():
-                    if root == target or root.startswith(target.rstrip(b"/") + b"/"):
-                        lib.catalog.remove_root(root)
-            lib.catalog.bump_generation()
-        lib.save_ann(ann)
+    with state.library() as lib:
+        forgotten = lib.forget(paths)
     if as_json:
         click.echo(json.dumps({"forgotten": forgotten}))
     else:

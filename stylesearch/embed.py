@@ -160,5 +160,5 @@ class Embedder:
     def _flush(self, batch: list[tuple[T, np.ndarray]]) -> Iterator[tuple[T, np.ndarray, None]]:
         if batch:
             vectors = self.embed_arrays(np.stack([a for _, a in batch]))
-            for (job, _), vec in zip(batch, vectors):
+            for (job, _), vec in zip(batch, vectors, strict=True):
                 yield job, vec, None

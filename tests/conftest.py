@@ -4,9 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from samples import drawing, save
 from stylesearch.model.checkpoint import save_encoder
 from stylesearch.model.encoder import EncoderConfig, StyleEncoder
+
+from samples import drawing, save
 
 TINY = EncoderConfig(embed_dim=16, input_size=32)
 

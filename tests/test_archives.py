@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from samples import cbz, drawing, encoded, rar4, save
 from stylesearch import archives, imaging
 from stylesearch.errors import ImageLoadError
+
+from samples import cbz, drawing, encoded, rar4, save
 
 RED = encoded(Image.new("RGB", (30, 40), (255, 0, 0)), "PNG")
 BLUE = encoded(Image.new("RGB", (30, 40), (0, 0, 255)), "PNG")

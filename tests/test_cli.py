@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from samples import drawing, save
 from stylesearch.cli import cli
+
+from samples import drawing, save
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from samples import drawing, encoded, png_header_only, save, with_exif_orientation
 from stylesearch import imaging
 from stylesearch.errors import ImageLoadError
+
+from samples import drawing, encoded, png_header_only, save, with_exif_orientation
 
 
 @pytest.mark.parametrize(

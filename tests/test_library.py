@@ -5,12 +5,13 @@ import sqlite3
 import numpy as np
 import pytest
 
-from samples import drawing, save
 from stylesearch.embed import Embedder
 from stylesearch.errors import StyleSearchError
 from stylesearch.library.folder import Library
 from stylesearch.library.indexer import index_paths
 from stylesearch.search.similar import similar
+
+from samples import drawing, save
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def ann_agrees_with_catalog(lib):
     ann = lib.ann()
     ids, vectors = lib.catalog.searchable(lib.model_id)
     assert ann.live == len(ids)
-    for file_id, vector in zip(ids, vectors):
+    for vector in vectors:
         found, distances = ann.query(vector, 1)
         assert distances[0] < 1e-3 and lib.catalog.vector(int(found[0])) is not None
 
@@ -214,7 +215,7 @@ def test_similar_ranks_by_distance_and_excludes_self(lib, comics, embedder, tmp_
     hits = similar(lib, query, k=20, make_embedder=lambda _: embedder)
     assert len(hits) == 11 and str(query) not in [h.path for h in hits]
     assert [h.rank for h in hits] == list(range(1, 12))
-    assert all(a.distance <= b.distance for a, b in zip(hits, hits[1:]))
+    assert all(a.distance <= b.distance for a, b in zip(hits, hits[1:], strict=False))
     with_self = similar(lib, query, k=1, include_self=True, make_embedder=lambda _: embedder)
     assert with_self[0].path == str(query) and with_self[0].distance < 1e-3
     # an image outside the library is embedded on the fly; a copy of an indexed page finds it first

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY
-from samples import drawing, save
 from stylesearch.embed import Embedder
 from stylesearch.errors import StyleSearchError
 from stylesearch.model.checkpoint import load_encoder, read_info, save_encoder
 from stylesearch.model.encoder import EncoderConfig, StyleEncoder
+
+from conftest import TINY
+from samples import drawing, save
 
 
 def test_encoder_gives_mu_and_logvar_of_the_configured_size():

@@ -101,12 +101,21 @@ class AnnIndex:
         meta_tmp.write_text(json.dumps(sidecar))
         _fsync_replace(meta_tmp, path.with_name(path.name + ".json"))
 
+    @staticmethod
+    def facts(path: Path) -> dict:
+        """The sidecar of a saved index ({} if missing or unreadable)."""
+        try:
+            facts = json.loads(path.with_name(path.name + ".json").read_text())
+            return facts if isinstance(facts, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
     @classmethod
     def load(cls, path: Path, **expect: object) -> AnnIndex | None:
         """The saved index if it is intact and its facts match `expect`, else None."""
+        sidecar = cls.facts(path)
         try:
-            sidecar = json.loads(path.with_name(path.name + ".json").read_text())
-            if any(sidecar.get(k) != v for k, v in expect.items()) or sidecar["checksum"] != _checksum(path):
+            if not sidecar or any(sidecar.get(k) != v for k, v in expect.items()) or sidecar["checksum"] != _checksum(path):
                 return None
             ann = cls.__new__(cls)
             ann.dim = int(sidecar["dim"])

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import StyleSearchError
 from .ann import AnnIndex
 from .catalog import Catalog
+from .scan import normalise
 
 
 class Library:
@@ -98,3 +99,27 @@ class Library:
 
     def save_ann(self, ann: AnnIndex) -> None:
         ann.save(self.ann_path, model_id=self.model_id, generation=self.catalog.generation)
+
+    def index_facts(self) -> dict:
+        """What the saved index says of itself (empty if there is none), plus its size."""
+        facts = AnnIndex.facts(self.ann_path)
+        return {**facts, "bytes": self.ann_path.stat().st_size} if facts else {}
+
+    def forget(self, paths: Iterable[str | os.PathLike]) -> int:
+        """Drop files (or folders and all below) from catalog and index; files on disk stay.
+        Forgotten folders are no longer roots. Returns how many files were forgotten."""
+        with self.writer():
+            ann = self.ann()
+            forgotten = 0
+            with self.catalog.transaction():
+                for target in map(normalise, paths):
+                    ids = [r.id for r in self.catalog.rows_at(target)]
+                    self.catalog.delete(ids)
+                    ann.remove(ids)
+                    forgotten += len(ids)
+                    for root in self.catalog.roots():
+                        if root == target or root.startswith(target.rstrip(b"/") + b"/"):
+                            self.catalog.remove_root(root)
+                self.catalog.bump_generation()
+            self.save_ann(ann)
+        return forgotten

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from ..errors import StyleSearchError
 from ..formats import is_supported
 from .catalog import Catalog, FileRow
 
@@ -106,6 +107,22 @@ def plan(catalog: Catalog, targets: list[bytes], model_id: str, *, retry_failed:
             elif row.status == "ok":
                 result.offline.append(row)
     return result
+
+
+def expand(paths: Iterable[str | os.PathLike]) -> tuple[list[bytes], list[tuple[bytes, str]]]:
+    """Files given and supported files below folders given, plus folders that could not be
+    listed; a path that does not exist is an error."""
+    files: list[bytes] = []
+    unlisted: list[tuple[bytes, str]] = []
+    for given in paths:
+        target = normalise(given)
+        if os.path.isdir(target):
+            files += [path for path, _ in walk(target, unlisted)]
+        elif os.path.lexists(target):
+            files.append(target)
+        else:
+            raise StyleSearchError(f"path not found: {os.fsdecode(target)}")
+    return files, unlisted
 
 
 def _has_entries(folder: bytes) -> bool:

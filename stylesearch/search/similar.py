@@ -72,7 +72,7 @@ def similar(
     ids, distances = ann.query(vector, k + 1 + max(8, k // 4))
     paths = library.catalog.ok_paths(ids)
     hits = []
-    for file_id, distance in zip(ids, distances):
+    for file_id, distance in zip(ids, distances, strict=True):
         if file_id not in paths or (file_id == self_id and not include_self):
             continue
         hits.append(Hit(len(hits) + 1, float(distance), os.fsdecode(paths[file_id])))
