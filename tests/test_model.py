@@ -107,3 +107,30 @@ def test_unknown_device_and_missing_cuda_are_clear(tiny_model):
     if not torch.cuda.is_available():
         with pytest.raises(StyleSearchError, match="no CUDA GPU"):
             Embedder(tiny_model, device="cuda")
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet34"])
+def test_trunk_is_torchvision_resnet_without_importing_it(arch):
+    """Our trunk takes torchvision's weights key for key and computes the same features."""
+    import torchvision
+
+    from stylesearch.model.resnet import TRUNKS, ResNetTrunk
+
+    reference = getattr(torchvision.models, arch)(weights=None).eval()
+    reference.fc = torch.nn.Identity()
+    ours = ResNetTrunk(TRUNKS[arch]).eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.allclose(ours(x), reference(x), atol=1e-5)
+
+
+def test_inference_path_does_not_import_torchvision(tiny_model):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from stylesearch.embed import Embedder; "
+        f"Embedder({str(tiny_model)!r}).embed_images([__import__('PIL.Image').Image.new('RGB', (40, 40))]); "
+        "print('torchvision' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

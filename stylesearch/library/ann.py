@@ -16,9 +16,12 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+# Measured at 100k random 256-d vectors (the hardest case: no structure), 2 cores, recall@10
+# vs exact: M=32/ef=256 0.85, ef=1024 0.97, ef=2048 0.99 at ~6 ms/query, 51 s build;
+# M=48/ef=1024 0.99 at ~5 ms but about twice the build time. Real embeddings are easier.
 M = 32
 EF_CONSTRUCTION = 200
-EF_SEARCH = 256  # bench/bench_core.py: recall@10 vs exact search at 100k vectors
+EF_SEARCH = 2048
 
 
 def _fsync_replace(tmp: Path, final: Path) -> None:

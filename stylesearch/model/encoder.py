@@ -1,4 +1,4 @@
-"""The paper's encoder (Park & Matsushita 2024, Fig. 2): ResNet18 trunk, FC heads to mu and
+"""The paper's encoder (Park & Matsushita 2024, Fig. 2): ResNet18 trunk (torchvision layout), FC heads to mu and
 log-variance of a 256-d latent. The style embedding is mu; z's sampling noise only matters
 when training the VAE, which adds a decoder to this same module.
 """
@@ -9,10 +9,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from torchvision.models import resnet
 
-# Trunks by name; the paper uses resnet18. Keys are stored in checkpoints.
-TRUNKS = {"resnet18": resnet.resnet18, "resnet34": resnet.resnet34}
+from .resnet import TRUNKS, ResNetTrunk
 
 
 @dataclass(frozen=True)
@@ -46,12 +44,9 @@ class StyleEncoder(nn.Module):
         if config.arch not in TRUNKS:
             raise ValueError(f"unknown encoder architecture {config.arch!r} (known: {', '.join(TRUNKS)})")
         self.config = config
-        trunk = TRUNKS[config.arch](weights=None)
-        features = trunk.fc.in_features
-        trunk.fc = nn.Identity()
-        self.trunk = trunk
-        self.fc_mu = nn.Linear(features, config.embed_dim)
-        self.fc_logvar = nn.Linear(features, config.embed_dim)
+        self.trunk = ResNetTrunk(TRUNKS[config.arch])
+        self.fc_mu = nn.Linear(ResNetTrunk.features, config.embed_dim)
+        self.fc_logvar = nn.Linear(ResNetTrunk.features, config.embed_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(x)

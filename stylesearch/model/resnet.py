@@ -1,0 +1,61 @@
+"""ResNet trunks (He et al. 2016) with torchvision's exact layout and parameter names.
+
+Defined here rather than imported because `import torchvision` alone costs ~1.3 s, which
+every cold `stylesearch similar` would pay; tests check that torchvision's resnet18/34
+weights load into these modules and give identical outputs. Training code may still use
+torchvision (transforms, datasets) freely.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class ResNetTrunk(nn.Module):
+    """Stem, four stages of BasicBlocks, global average pool: image -> 512-d features."""
+
+    features = 512
+
+    def __init__(self, blocks: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        widths, inplanes = (64, 128, 256, 512), 64
+        for i, (width, count) in enumerate(zip(widths, blocks, strict=True)):
+            stride = 1 if i == 0 else 2
+            layer = [BasicBlock(inplanes, width, stride)] + [BasicBlock(width, width) for _ in range(count - 1)]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
+            inplanes = width
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)
+
+
+TRUNKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
