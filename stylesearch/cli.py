@@ -17,9 +17,11 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from . import __version__, config
 from .errors import StyleSearchError
+from .train.config import FinetuneConfig, PretrainConfig
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -271,3 +273,160 @@ def forget(state: _State, paths: tuple[str, ...], as_json: bool) -> None:
 
 def main() -> None:
     cli(prog_name="stylesearch")
+
+
+def _config_options(config_cls):
+    """One --option per field of a training config dataclass (default: the paper's value),
+    plus --config FILE.toml for the same keys; the command line wins over the file."""
+    import dataclasses
+
+    def decorate(fn):
+        for f in reversed([f for f in dataclasses.fields(config_cls) if f.type in ("int", "float", "str")]):
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            fn = click.option(f"--{f.name.replace('_', '-')}", f.name, type=kind, default=None,
+                              help=f"{f.metadata.get('help', '')} [default: {f.default}]")(fn)
+        return click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                            help="TOML file with any of these options (underscored names).")(fn)
+
+    return decorate
+
+
+def _make_config(config_cls, config_file: Path | None, options: dict):
+    import dataclasses
+    import tomllib
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    values = tomllib.loads(config_file.read_text()) if config_file else {}
+    unknown = set(values) - names
+    if unknown:
+        raise StyleSearchError(f"{config_file}: unknown keys {', '.join(sorted(unknown))}")
+    values |= {k: v for k, v in options.items() if k in names and v is not None}
+    return config_cls(**values)
+
+
+@cli.group()
+def train() -> None:
+    """Retrain the style model on your own images (the paper's two stages).
+
+    \b
+      stylesearch train pretrain DATA/ --out simclr.pt
+      stylesearch train finetune DATA/ --init simclr.pt --loss triplet+vae --out style.pt
+      stylesearch index ~/Comics --model style.pt
+    """
+
+
+_TRAIN_RUN_OPTIONS = [
+    click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint to write."),
+    click.option("--resume", is_flag=True, help="Continue from OUT.state (saved every --checkpoint-minutes and each epoch)."),
+    click.option("--checkpoint-minutes", default=10.0, show_default=True, help="How often to save resumable state."),
+    click.option("--max-steps", type=int, help="Stop after this many optimiser steps (smoke runs)."),
+    click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON."),
+]
+
+
+def _train_run_options(fn):
+    for option in reversed(_TRAIN_RUN_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _finish_training(result: dict, out: Path, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+        return
+    for record in result["history"]:
+        out_line = "  ".join(f"{k} {v}" for k, v in record.items())
+        err.print(out_line, markup=False)
+    if result.get("skipped_images"):
+        err.print(f"skipped {len(result['skipped_images'])} unreadable image(s)")
+    if result.get("short_artists"):
+        err.print(f"{len(result['short_artists'])} artist(s) had fewer than K images (sampled with replacement)")
+    out.print(f"Wrote {out}")
+
+
+@train.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path(path_type=str))
+@_config_options(PretrainConfig)
+@_train_run_options
+@pass_state
+def pretrain(state: _State, data: tuple[str, ...], config_file, out: Path, resume: bool, checkpoint_minutes: float,
+             max_steps: int | None, as_json: bool, **options) -> None:
+    """SimCLR pre-training on unlabelled images under DATA (folders or files)."""
+    from .library.scan import expand
+    from .train.pretrain import pretrain as run
+
+    config = _make_config(PretrainConfig, config_file, options)
+    paths, _ = expand(data)
+    if len(paths) < 2:
+        raise StyleSearchError("pre-training needs at least two images")
+    result = run([os.fsdecode(p) for p in paths], out, config, device=state.settings.device, resume=resume,
+                 checkpoint_minutes=checkpoint_minutes, progress=not as_json, max_steps=max_steps)
+    _finish_training(result, out, as_json)
+
+
+@train.command()
+@click.argument("data", type=click.Path(path_type=str))
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), help="Start from this checkpoint's trunk (e.g. SimCLR).")
+@_config_options(FinetuneConfig)
+@_train_run_options
+@pass_state
+def finetune(state: _State, data: str, init: str | None, config_file, out: Path, resume: bool, checkpoint_minutes: float,
+             max_steps: int | None, as_json: bool, **options) -> None:
+    """Fine-tune on artist-labelled DATA: a folder of artist folders, a path,artist CSV, or
+    a calibre library (covers labelled by first author). --loss picks the paper's Table 2
+    variant: arc, triplet, vae, gmvae, arc+vae, triplet+vae."""
+    from .train.data import load_examples
+    from .train.finetune import finetune as run
+
+    config = _make_config(FinetuneConfig, config_file, options)
+    config.terms()
+    result = run(load_examples(data), out, config, init=init, device=state.settings.device, resume=resume,
+                 checkpoint_minutes=checkpoint_minutes, progress=not as_json, max_steps=max_steps)
+    _finish_training(result, out, as_json)
+
+
+@cli.command("eval")
+@click.argument("data", type=click.Path(path_type=str))
+@click.option("--baseline", is_flag=True, help="Also score a colour histogram and a raw thumbnail on the same images.")
+@click.option("--tsne", type=click.Path(dir_okay=False, path_type=Path), help="Write a t-SNE map coloured by artist (PNG).")
+@click.option("--seed", default=0, show_default=True, help="k-means / t-SNE seed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: scores per method.")
+@pass_state
+def evaluate(state: _State, data: str, baseline: bool, tsne: Path | None, seed: int, as_json: bool) -> None:
+    """Score the model on artist-labelled DATA (same forms as `train finetune`).
+
+    k-means with k = number of artists, then ACC (Hungarian matching), ARI and NMI, as in
+    the paper; plus retrieval P@10 and mAP@R. All in percent.
+    """
+    import numpy as np
+
+    from . import evaluate as ev
+    from .imaging import load_image
+    from .train.data import load_examples
+
+    examples = load_examples(data)
+    embedder = state.embedder()
+    kept, vectors, images = [], [], []
+    for example, vector, error in embedder.stream(examples, lambda e: load_image(e.path, embedder.size)):
+        if error:
+            err.print(f"skipped {example.path}: {error}", markup=False)
+            continue
+        kept.append(example)
+        vectors.append(vector)
+    if len({e.artist for e in kept}) < 2:
+        raise StyleSearchError("evaluation needs images of at least two artists")
+    labels = [e.artist for e in kept]
+    results = {embedder.info.model_id: ev.score(np.stack(vectors), labels, seed=seed)}
+    if baseline:
+        images = [load_image(e.path, 64) for e in kept]
+        for name, feature in ev.BASELINES.items():
+            results[name] = ev.score(np.stack([feature(img) for img in images]), labels, seed=seed)
+    if tsne:
+        ev.tsne_plot(np.stack(vectors), labels, tsne, seed=seed)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    table = Table("method", "ACC", "ARI", "NMI", "P@10", "mAP@R", "images", "artists", box=None)
+    for method, s in results.items():
+        table.add_row(method, *(str(s[k]) for k in ("ACC", "ARI", "NMI", "P@10", "mAP@R", "images", "artists")))
+    out.print(table)

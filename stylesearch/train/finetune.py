@@ -1,0 +1,166 @@
+"""Fine-tuning (paper 3.1, 4.2.2): the encoder with any Table 2 loss combination, P x K
+batches, Adam; validated each epoch on held-out artists, best checkpoint kept.
+
+Loss specs: arc, triplet, vae, gmvae, arc+vae, triplet+vae (the paper's proposal). Models
+without a VAE use mu alone, which is the paper's "one FC layer to a 256-d embedding".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import StyleSearchError
+from ..evaluate import score
+from ..model.checkpoint import read_checkpoint, save_encoder
+from ..model.decoder import StyleDecoder
+from ..model.encoder import EncoderConfig, StyleEncoder
+from . import losses
+from .config import FinetuneConfig
+from .data import Example, ImageDataset, PKSampler, augmentations, collate, split_by_artist
+from .loop import Trainer, batches, progress_bar, seed_everything
+
+
+def initial_encoder(config: FinetuneConfig, init: str | Path | None) -> StyleEncoder:
+    """A fresh encoder, or one whose trunk comes from a stylesearch checkpoint (e.g. SimCLR)."""
+    encoder = StyleEncoder(EncoderConfig(arch=config.arch, embed_dim=config.embed_dim, input_size=config.input_size))
+    if init:
+        state = read_checkpoint(init)["encoder"]
+        trunk = {k.removeprefix("trunk."): v.float() for k, v in state.items() if k.startswith("trunk.")}
+        try:
+            encoder.trunk.load_state_dict(trunk)
+        except RuntimeError as exc:
+            raise StyleSearchError(f"--init {init}: its trunk does not match {config.arch}") from exc
+    return encoder
+
+
+def embed_examples(encoder: StyleEncoder, examples: list[Example], labels: list[int], size: int, device, workers: int):
+    """mu of every readable example, inference-style (no augmentation), for validation/eval."""
+    cfg = encoder.config
+    data = ImageDataset([e.path for e in examples], labels, augmentations("none", size, cfg.mean, cfg.std), load_size=size)
+    loader = torch.utils.data.DataLoader(data, batch_size=64, num_workers=workers, collate_fn=collate)
+    vectors, kept = [], []
+    encoder.eval()
+    with torch.inference_mode():
+        for batch in batches(loader):
+            x, y = batch
+            vectors.append(encoder.embed(x.to(device, memory_format=torch.channels_last)).float().cpu().numpy())
+            kept.append(y.numpy())
+    return np.concatenate(vectors), np.concatenate(kept)
+
+
+def finetune(
+    examples: list[Example],
+    out: Path,
+    config: FinetuneConfig,
+    *,
+    init: str | Path | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    checkpoint_minutes: float = 10.0,
+    progress: bool = True,
+    max_steps: int | None = None,
+) -> dict:
+    """Train, validate every epoch on held-out artists, keep the best model at `out`."""
+    terms = config.terms()
+    seed_everything(config.seed)
+    train, held = split_by_artist(examples, config.held_out, config.seed)
+    artists = sorted({e.artist for e in train})
+    index = {a: i for i, a in enumerate(artists)}
+    labels = [index[e.artist] for e in train]
+    encoder = initial_encoder(config, init)
+    modules: dict[str, torch.nn.Module] = {"encoder": encoder}
+    if terms & {"vae", "gmvae"}:
+        modules["decoder"] = StyleDecoder(config.embed_dim, config.input_size)
+    if "gmvae" in terms:
+        modules["prior"] = losses.GaussianMixturePrior(config.embed_dim, len(artists))
+    if "arc" in terms:
+        modules["arcface"] = losses.ArcFace(config.embed_dim, len(artists), config.margin, config.arc_scale)
+    trainer = Trainer(
+        out, modules, lambda params: torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps),
+        device=device, checkpoint_minutes=checkpoint_minutes,
+    )
+    if resume:
+        trainer.restore()
+    cfg = encoder.config
+    sampler = PKSampler(labels, config.p, config.k, config.seed, trainer.dist.rank, trainer.dist.world)
+    data = ImageDataset([e.path for e in train], labels, augmentations(config.augment, config.input_size, cfg.mean, cfg.std),
+                        load_size=config.input_size * (2 if config.augment == "style" else 1))
+    loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, num_workers=config.workers, collate_fn=collate,
+                                         persistent_workers=config.workers > 0)
+    summary = {"train_images": len(train), "train_artists": len(artists), "held_out_images": len(held),
+               "held_out_artists": len({e.artist for e in held}), "artists_with_fewer_than_k": len(sampler.short)}
+    trainer.log(event="start", config=asdict(config), **summary)
+    history = []
+    with progress_bar(progress and trainer.is_main, f"finetune {config.loss}") as bar:
+        task = bar.add_task("train", total=len(sampler) * config.epochs, epoch=trainer.epoch, losses="", rate="-",
+                            completed=len(sampler) * trainer.epoch)
+        while trainer.epoch < config.epochs:
+            sampler.set_epoch(trainer.epoch)
+            trainer.train_mode(True)
+            started, seen, sums = time.monotonic(), 0, {}
+            for x, y in batches(loader):
+                x, y = x.to(trainer.device, memory_format=torch.channels_last), y.to(trainer.device)
+                with trainer.autocast():
+                    parts = step_losses(trainer.wrapped, terms, x, y, config)
+                loss = sum(parts.values())
+                trainer.backward(loss)
+                seen += len(x)
+                values = {name: float(value.detach()) for name, value in parts.items()}
+                for name, value in values.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                trainer.log(**{name: round(v, 5) for name, v in values.items()}, loss=round(sum(values.values()), 5))
+                rate = seen / max(time.monotonic() - started, 1e-9)
+                bar.update(task, advance=1, epoch=trainer.epoch + 1, rate=f"{rate:.1f}",
+                           losses=" ".join(f"{n} {v:.3f}" for n, v in values.items()))
+                trainer.maybe_save()
+                if max_steps and trainer.step >= max_steps:
+                    break
+            record = {"epoch": trainer.epoch + 1, **{n: round(s / max(len(sampler), 1), 5) for n, s in sums.items()},
+                      "skipped_images": len(data.failed)}
+            if held and trainer.is_main:
+                record |= validate(encoder, held, config, trainer.device)
+            trainer.epoch += 1
+            history.append(record)
+            trainer.log(event="epoch", **record)
+            metric = record["mAP@R"] if "mAP@R" in record else trainer.epoch  # no held-out artists: keep the last
+            if trainer.is_main and (trainer.best is None or metric >= trainer.best):
+                trainer.best = metric
+                save_encoder(out, encoder, name=config.name, version=config.version, trained=True,
+                             data=summary | {"loss": config.loss, "epoch": trainer.epoch, "validation": record},
+                             extra_state={f"decoder.{k}": v for k, v in modules["decoder"].state_dict().items()}
+                             if "decoder" in modules else None)
+            trainer.save_state()
+            if max_steps and trainer.step >= max_steps:
+                break
+    return {"summary": summary, "history": history, "skipped_images": sorted(data.failed), "short_artists": sampler.short}
+
+
+def step_losses(m: dict, terms: set[str], x: torch.Tensor, y: torch.Tensor, config: FinetuneConfig) -> dict[str, torch.Tensor]:
+    """Every active loss term for one batch (weighted), keyed by name for logging."""
+    mu, logvar = m["encoder"](x)
+    parts: dict[str, torch.Tensor] = {}
+    if terms & {"vae", "gmvae"}:
+        z = losses.reparameterise(mu, logvar)
+        x_hat = m["decoder"](z)
+        pixels = x[0].numel()
+        parts["recon"] = config.vae_weight * losses.reconstruction(x.float(), x_hat.float()) / pixels
+        kl = m["prior"].kl(mu, logvar, z) if "gmvae" in terms else losses.kl_standard_normal(mu, logvar)
+        parts["kl"] = config.vae_weight * kl / pixels
+    if "triplet" in terms:
+        parts["triplet"], _ = losses.semihard_triplet(mu.float(), y, config.margin)
+    if "arc" in terms:
+        parts["arc"] = m["arcface"](mu.float(), y)
+    return parts
+
+
+def validate(encoder: StyleEncoder, held: list[Example], config: FinetuneConfig, device) -> dict:
+    artists = sorted({e.artist for e in held})
+    labels = [artists.index(e.artist) for e in held]
+    vectors, kept = embed_examples(encoder, held, labels, config.input_size, device, config.workers)
+    scores = score(vectors, kept, seed=config.seed, restarts=3)
+    return {"NMI": scores["NMI"], "mAP@R": scores["mAP@R"]}

@@ -1,0 +1,310 @@
+import json
+import math
+import sqlite3
+
+import numpy as np
+import pytest
+import torch
+
+from stylesearch.errors import StyleSearchError
+from stylesearch.train import losses
+from stylesearch.train.config import FinetuneConfig, PretrainConfig
+from stylesearch.train.data import (
+    Example,
+    ImageDataset,
+    PKSampler,
+    augmentations,
+    collate,
+    load_examples,
+    split_by_artist,
+)
+from stylesearch.train.lars import LARS
+
+from samples import drawing, save
+
+# --- losses: small cases computed by hand -----------------------------------------------
+
+
+def test_reconstruction_and_kl_known_values():
+    x = torch.zeros(2, 3, 2, 2)
+    x_hat = torch.ones(2, 3, 2, 2)
+    assert losses.reconstruction(x, x_hat).item() == 12.0  # 12 pixels x 1^2, mean over 2 images
+    mu, logvar = torch.zeros(4, 5), torch.zeros(4, 5)
+    assert losses.kl_standard_normal(mu, logvar).item() == 0.0
+    assert losses.kl_standard_normal(torch.ones(4, 5), logvar).item() == pytest.approx(2.5)  # 0.5 * 5 dims
+    # sigma^2 = e: 0.5 * (e - 1 - 1) per dim
+    assert losses.kl_standard_normal(mu, torch.ones(4, 5)).item() == pytest.approx(5 * 0.5 * (math.e - 2))
+
+
+def test_semihard_triplet_picks_the_closest_farther_negative():
+    # 1-d embeddings: anchors/positives of label 0 at 0 and 1; negatives (label 1) at 1.5 and 3.
+    e = torch.tensor([[0.0], [1.0], [1.5], [3.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    loss, count = losses.semihard_triplet(e, y, margin=1.0)
+    # squared distances: d(0,1)=1; d(0,1.5)=2.25 (semi-hard, chosen over 9); loss 1-2.25+1 = -0.25 -> 0
+    # a=1,p=0: d=1; negatives d(1,1.5)=0.25 (<1, not semi-hard), d(1,3)=4 -> 1-4+1 -> 0
+    # a=2,p=3: d=2.25; negatives d(1.5,0)=2.25 (not >), d(1.5,1)=0.25 -> none: skipped
+    # a=3,p=2: d=2.25; negatives d(3,1)=4, d(3,0)=9 -> 4: 2.25-4+1 = -0.75 -> 0
+    assert count == 3 and loss.item() == 0.0
+    loss, count = losses.semihard_triplet(e, y, margin=3.0)
+    assert count == 3 and loss.item() == pytest.approx((1.75 + 0 + 1.25) / 3)
+
+
+def test_semihard_triplet_without_candidates_is_zero_and_differentiable():
+    e = torch.tensor([[0.0], [5.0]], requires_grad=True)
+    loss, count = losses.semihard_triplet(e, torch.tensor([0, 1]))
+    assert count == 0 and loss.item() == 0.0
+    loss.backward()
+
+
+def test_arcface_reduces_to_scaled_softmax_without_margin():
+    head = losses.ArcFace(2, 2, margin=0.0, scale=10.0)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    e = torch.tensor([[1.0, 0.0]])
+    expected = -torch.log_softmax(torch.tensor([10.0, 0.0]), 0)[0]
+    assert head(e, torch.tensor([0])).item() == pytest.approx(expected.item(), rel=1e-5)
+    margin = losses.ArcFace(2, 2, margin=1.0, scale=10.0)
+    margin.weight.data.copy_(head.weight.data)
+    # the true class's angle grows by 1 rad: logit 10 cos(1)
+    expected = -torch.log_softmax(torch.tensor([10 * math.cos(1.0), 0.0]), 0)[0]
+    # (acos is clamped just inside [-1, 1] for stable gradients: theta starts at ~5e-4, not 0)
+    assert margin(e, torch.tensor([0])).item() == pytest.approx(expected.item(), rel=1e-2)
+
+
+def test_nt_xent_prefers_matching_views():
+    z = torch.eye(4)
+    aligned = losses.nt_xent(z, z.clone(), temperature=0.5).item()
+    shuffled = losses.nt_xent(z, z[[1, 2, 3, 0]], temperature=0.5).item()
+    assert aligned < shuffled
+    # aligned: each row's positive has sim 2 (1/0.5), the 6 others 0: -log(e^2 / (e^2 + 6))
+    assert aligned == pytest.approx(-math.log(math.exp(2) / (math.exp(2) + 6)), rel=1e-5)
+
+
+def test_gmm_prior_kl_is_finite_and_trainable():
+    prior = losses.GaussianMixturePrior(3, 4)
+    mu, logvar = torch.randn(5, 3, requires_grad=True), torch.zeros(5, 3)
+    kl = prior.kl(mu, logvar, losses.reparameterise(mu, logvar))
+    assert torch.isfinite(kl) and kl.item() > 0
+    kl.backward()
+    assert prior.means.grad is not None and mu.grad is not None
+    assert torch.allclose(prior.responsibilities(torch.zeros(2, 3)).sum(1), torch.ones(2))
+
+
+def test_lars_step_known_answer():
+    w = torch.nn.Parameter(torch.tensor([[3.0, 4.0]]))  # ||w|| = 5
+    w.grad = torch.tensor([[0.0, 2.0]])  # ||g|| = 2
+    LARS([w], lr=1.0, momentum=0.9, weight_decay=0.0, trust=0.1).step()
+    # step = lr * trust * ||w|| / ||g|| * g = 0.1 * 2.5 * [0, 2] = [0, 0.5]
+    assert torch.allclose(w.data, torch.tensor([[3.0, 3.5]]))
+    b = torch.nn.Parameter(torch.tensor([1.0]))
+    b.grad = torch.tensor([2.0])
+    LARS([b], lr=0.5, trust=0.1).step()  # biases: plain SGD
+    assert b.item() == pytest.approx(0.0)
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def test_pk_sampler_batches():
+    labels = [0] * 10 + [1] * 10 + [2] * 3 + [3] * 10
+    sampler = PKSampler(labels, p=3, k=4, seed=1)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == len(labels) // 12
+    for batch in batches:
+        drawn = [labels[i] for i in batch]
+        assert len(batch) == 12 and len(set(drawn)) == 3 and all(drawn.count(c) == 4 for c in set(drawn))
+    assert sampler.short == [2]
+    assert list(PKSampler(labels, 3, 4, seed=1)) == batches  # repeatable
+    other_rank = list(PKSampler(labels, 3, 4, seed=1, rank=1, world=2))
+    assert other_rank != list(PKSampler(labels, 3, 4, seed=1, rank=0, world=2))
+    with pytest.raises(StyleSearchError, match="two artists"):
+        PKSampler([0, 0, 0], 2, 2)
+
+
+def test_examples_from_folders_csv_and_calibre(tmp_path):
+    for artist in ("ann", "bob"):
+        for i in range(3):
+            save(drawing(seed=i), tmp_path / "tree" / artist / "deep" / f"{i}.png")
+    tree = load_examples(tmp_path / "tree")
+    assert len(tree) == 6 and {e.artist for e in tree} == {"ann", "bob"}
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text("path,artist\ntree/ann/deep/0.png,ann\ntree/bob/deep/1.png,bob\n")
+    from_csv = load_examples(csv_file)
+    assert [e.artist for e in from_csv] == ["ann", "bob"] and from_csv[0].path == str(tmp_path / "tree/ann/deep/0.png")
+    library = tmp_path / "calibre"
+    library.mkdir()
+    db = sqlite3.connect(library / "metadata.db")
+    db.executescript(
+        """CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT, path TEXT, has_cover BOOL);
+           CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT);
+           CREATE TABLE books_authors_link (id INTEGER PRIMARY KEY, book INTEGER, author INTEGER);
+           INSERT INTO books VALUES (1, 'A', 'Ann/A (1)', 1), (2, 'B', 'Bob/B (2)', 1), (3, 'C', 'Bob/C (3)', 0);
+           INSERT INTO authors VALUES (1, 'Ann'), (2, 'Bob'), (3, 'Co-author');
+           INSERT INTO books_authors_link VALUES (1, 1, 1), (2, 1, 3), (3, 2, 2), (4, 3, 2);"""
+    )
+    db.commit()
+    db.close()
+    books = load_examples(library)
+    assert {(e.artist, e.path.endswith("cover.jpg")) for e in books} == {("Ann", True), ("Bob", True)}
+    with pytest.raises(StyleSearchError, match="not found"):
+        load_examples(tmp_path / "nothing")
+
+
+def test_split_by_artist_holds_out_whole_artists():
+    examples = [Example(f"{a}{i}", a) for a in "abcdefghij" for i in range(3)]
+    train, test = split_by_artist(examples, 0.2, seed=0)
+    assert len({e.artist for e in test}) == 2 and not {e.artist for e in test} & {e.artist for e in train}
+    assert len(split_by_artist(examples, 3, seed=0)[1]) == 9
+
+
+@pytest.mark.parametrize("kind", ["simclr", "style", "none"])
+def test_augmentations_give_normalised_tensors(kind):
+    out = augmentations(kind, 32, (0.5,) * 3, (0.5,) * 3)(drawing(size=(50, 70)))
+    assert out.shape == (3, 32, 32) and out.dtype == torch.float32 and out.min() >= -1.01 and out.max() <= 1.01
+
+
+def test_dataset_skips_unreadable_images(tmp_path):
+    good = save(drawing(), tmp_path / "g.png")
+    bad = tmp_path / "b.png"
+    bad.write_bytes(b"junk")
+    data = ImageDataset([str(good), str(bad)], [0, 1], augmentations("none", 32, (0.5,) * 3, (0.5,) * 3))
+    x, y = collate([data[0], data[1]])
+    assert x.shape == (1, 3, 32, 32) and y.tolist() == [0] and data.failed == {str(bad)}
+    assert collate([data[1]]) is None
+
+
+def test_configs_default_to_the_paper():
+    f, p = FinetuneConfig(), PretrainConfig()
+    assert (f.p, f.k, f.lr, f.epochs, f.margin, f.arc_scale, f.embed_dim) == (20, 20, 1e-4, 40, 1.0, 10.0, 256)
+    assert (p.lr, p.batch_size, p.epochs, p.warmup_epochs, p.projection_dim) == (2.4, 2048, 100, 10, 128)
+    with pytest.raises(StyleSearchError, match="unknown loss"):
+        FinetuneConfig(loss="triplet+arc").terms()
+
+
+# --- end to end ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def styles(tmp_path_factory):
+    """Two synthetic 'artists': thin black strokes vs thick red strokes, same random subjects."""
+    root = tmp_path_factory.mktemp("styles")
+    for style in range(2):
+        for i in range(16):
+            save(drawing(seed=i, style=style, size=(64, 64)), root / f"artist{style}" / f"{i}.png")
+    return root
+
+
+def tiny(loss: str, **kw) -> FinetuneConfig:
+    return FinetuneConfig(**{"loss": loss, "epochs": 1, "p": 2, "k": 6, "input_size": 32, "embed_dim": 16,
+                             "held_out": 0, "workers": 0, "lr": 3e-4} | kw)
+
+
+def separation(model_path, root) -> float:
+    """mAP@R of the two styles under a checkpoint (inference path)."""
+    from stylesearch.embed import Embedder
+    from stylesearch.evaluate import score
+
+    examples = load_examples(root)
+    embedder = Embedder(model_path, precision="fp32")
+    vectors = np.stack([embedder.embed_file(e.path) for e in examples])
+    return score(vectors, [e.artist for e in examples])["mAP@R"]
+
+
+def test_triplet_training_lowers_the_loss_and_separates_styles(styles, tmp_path):
+    from stylesearch.train.finetune import finetune
+
+    before = finetune(load_examples(styles), tmp_path / "init.pt", tiny("triplet", epochs=1), progress=False, max_steps=1)
+    start = separation(tmp_path / "init.pt", styles)
+    result = finetune(load_examples(styles), tmp_path / "style.pt", tiny("triplet", epochs=12), progress=False)
+    losses_by_epoch = [r["triplet"] for r in result["history"]]
+    assert np.mean(losses_by_epoch[-3:]) < np.mean(losses_by_epoch[:3])
+    assert separation(tmp_path / "style.pt", styles) > start
+    assert before["summary"]["train_artists"] == 2
+
+
+@pytest.mark.parametrize("loss", ["arc", "vae", "gmvae", "arc+vae", "triplet+vae"])
+def test_every_table2_loss_runs_and_writes_a_loadable_checkpoint(styles, tmp_path, loss):
+    from stylesearch.model.checkpoint import load_encoder, read_checkpoint
+    from stylesearch.train.finetune import finetune
+
+    result = finetune(load_examples(styles), tmp_path / "m.pt", tiny(loss), progress=False, max_steps=2)
+    assert all(math.isfinite(v) for r in result["history"] for k, v in r.items() if isinstance(v, float))
+    _, info = load_encoder(tmp_path / "m.pt")
+    assert info.trained and info.data["loss"] == loss
+    assert any(k.startswith("decoder.") for k in read_checkpoint(tmp_path / "m.pt")["extra"]) == ("vae" in loss)
+    log = [json.loads(line) for line in (tmp_path / "m.pt.log.jsonl").read_text().splitlines()]
+    assert log[0]["event"] == "start" and any("loss" in r for r in log)
+
+
+def test_resume_continues_where_it_stopped(styles, tmp_path):
+    from stylesearch.train.finetune import finetune
+
+    finetune(load_examples(styles), tmp_path / "r.pt", tiny("triplet", epochs=1), progress=False)
+    state = torch.load(tmp_path / "r.pt.state", weights_only=False)
+    assert state["epoch"] == 1
+    result = finetune(load_examples(styles), tmp_path / "r.pt", tiny("triplet", epochs=2), progress=False, resume=True)
+    assert [r["epoch"] for r in result["history"]] == [2]
+    with pytest.raises(StyleSearchError, match="no saved state"):
+        finetune(load_examples(styles), tmp_path / "new.pt", tiny("triplet"), progress=False, resume=True)
+
+
+def test_pretrain_then_finetune_from_it(styles, tmp_path):
+    from stylesearch.model.checkpoint import read_checkpoint
+    from stylesearch.train.finetune import finetune
+    from stylesearch.train.pretrain import pretrain
+
+    paths = [e.path for e in load_examples(styles)]
+    config = PretrainConfig(epochs=2, batch_size=8, input_size=32, warmup_epochs=1, workers=0)
+    result = pretrain(paths, tmp_path / "simclr.pt", config, progress=False)
+    assert len(result["history"]) == 2 and all(math.isfinite(r["nt_xent"]) for r in result["history"])
+    simclr = read_checkpoint(tmp_path / "simclr.pt")["encoder"]
+    finetune(load_examples(styles), tmp_path / "ft.pt", tiny("triplet"), init=tmp_path / "simclr.pt", progress=False, max_steps=1)
+    ft = read_checkpoint(tmp_path / "ft.pt")["encoder"]
+    # one Adam step from SimCLR's trunk moves each weight by at most ~lr
+    assert torch.allclose(ft["trunk.conv1.weight"].float(), simclr["trunk.conv1.weight"].float(), atol=1e-2)
+
+
+def test_cli_train_and_eval(styles, tmp_path, env):
+    from click.testing import CliRunner
+
+    from stylesearch.cli import cli
+
+    runner = CliRunner()
+    config = tmp_path / "tiny.toml"
+    config.write_text('loss = "triplet"\nepochs = 2\np = 2\nk = 6\ninput_size = 32\nembed_dim = 16\nheld_out = 0\nworkers = 0\n')
+    out = tmp_path / "cli.pt"
+    result = runner.invoke(cli, ["train", "finetune", str(styles), "--config", str(config), "--epochs", "1", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["history"]) == 1  # --epochs beat the file's 2
+    result = runner.invoke(cli, ["--model", str(out), "eval", str(styles), "--baseline", "--json", "--tsne", str(tmp_path / "t.png")])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert set(scores) == {next(iter(scores)), "colour histogram", "raw thumbnail"}
+    assert all(s["images"] == 32 and s["artists"] == 2 and 0 <= s["NMI"] <= 100 for s in scores.values())
+    assert (tmp_path / "t.png").stat().st_size > 1000
+    bad = runner.invoke(cli, ["train", "finetune", str(styles), "--loss", "nope", "--out", str(out)])
+    assert bad.exit_code == 1 and "unknown loss" in bad.output
+    bad_file = tmp_path / "bad.toml"
+    bad_file.write_text("learning_rate = 1\n")
+    bad = runner.invoke(cli, ["train", "finetune", str(styles), "--config", str(bad_file), "--out", str(out)])
+    assert bad.exit_code == 1 and "unknown keys learning_rate" in bad.output
+
+
+def test_two_process_distributed_training_with_gloo(styles, tmp_path):
+    """torchrun, 2 CPU ranks: DDP averages gradients, rank 0 alone writes the checkpoint."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp.pt"
+    config = tmp_path / "ddp.toml"  # (torchrun's own parser would take --p for its --print-completion)
+    config.write_text('loss = "triplet"\nepochs = 1\np = 2\nk = 4\ninput_size = 32\nembed_dim = 16\nheld_out = 0\nworkers = 0\n')
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
+               "-m", "stylesearch", "train", "finetune", str(styles), "--config", str(config), "--out", str(out), "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.is_file()
+    log = [json.loads(line) for line in (tmp_path / "ddp.pt.log.jsonl").read_text().splitlines()]
+    assert sum(1 for r in log if r.get("event") == "start") == 1  # only rank 0 logs
