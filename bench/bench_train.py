@@ -30,9 +30,11 @@ from stylesearch.imaging import load_image  # noqa: E402
 from stylesearch.train.config import LOSS_SPECS, FinetuneConfig, PretrainConfig  # noqa: E402
 from stylesearch.train.data import Example, load_examples, split_by_artist  # noqa: E402
 from stylesearch.train.finetune import finetune  # noqa: E402
+from stylesearch.train.loop import RunOptions  # noqa: E402
 from stylesearch.train.pretrain import pretrain  # noqa: E402
 
 console = Console(highlight=False, width=160)
+QUIET = RunOptions(progress=False)
 
 
 def split(examples: list[Example], unseen: int, seen_share: float, seed: int):
@@ -78,7 +80,7 @@ def main() -> None:
     started = time.monotonic()
     simclr = args.out / "simclr.pt"
     pretrain([e.path for e in train], simclr, PretrainConfig(epochs=args.pretrain_epochs, batch_size=128, lr=0.6,
-             warmup_epochs=2, input_size=args.input_size, seed=args.seed), progress=False)
+             warmup_epochs=2, input_size=args.input_size, seed=args.seed), run=QUIET)
     pretrain_minutes = (time.monotonic() - started) / 60
     rows["SimCLR only (no fine-tuning)"] = {"unseen": scores(vectors_for(simclr, unseen), unseen),
                                             "seen": scores(vectors_for(simclr, seen), seen), "minutes": pretrain_minutes}
@@ -89,7 +91,7 @@ def main() -> None:
             config = FinetuneConfig(loss=loss, epochs=args.epochs, p=args.p, k=args.k, input_size=args.input_size,
                                     held_out=0, seed=args.seed)
             started = time.monotonic()
-            finetune(train, out, config, init=init, progress=False)
+            finetune(train, out, config, init=init, run=QUIET)
             rows[label] = {"unseen": scores(vectors_for(out, unseen), unseen), "seen": scores(vectors_for(out, seen), seen),
                            "minutes": (time.monotonic() - started) / 60}
             console.print(f"{label}: unseen NMI {rows[label]['unseen']['NMI']}  mAP@R {rows[label]['unseen']['mAP@R']}")

@@ -57,7 +57,7 @@ def _pick(names: list[str], count: int) -> str:
     return pages[0]
 
 
-def _check_member(name: str, size: int, packed: int, encrypted: bool) -> None:
+def _check_member(size: int, packed: int, encrypted: bool) -> None:
     if encrypted:
         raise ImageLoadError("archive is encrypted")
     if size > MAX_MEMBER_BYTES:
@@ -73,15 +73,20 @@ def _read_bounded(stream: BinaryIO) -> bytes:
     return data
 
 
+def _first_page(archive, encrypted) -> bytes:
+    """The cover's bytes from a zipfile.ZipFile or rarfile.RarFile (they share this API)."""
+    infos = archive.infolist()
+    by_name = {i.filename: i for i in infos if not i.is_dir()}
+    info = by_name[_pick(list(by_name), len(infos))]
+    _check_member(info.file_size, info.compress_size, encrypted(info))
+    with archive.open(info) as member:
+        return _read_bounded(member)
+
+
 def _zip_cover(fh: BinaryIO) -> bytes:
     try:
         with zipfile.ZipFile(fh) as zf:
-            infos = zf.infolist()
-            by_name = {i.filename: i for i in infos if not i.is_dir()}
-            info = by_name[_pick(list(by_name), len(infos))]
-            _check_member(info.filename, info.file_size, info.compress_size, bool(info.flag_bits & 0x1))
-            with zf.open(info) as member:
-                return _read_bounded(member)
+            return _first_page(zf, lambda info: bool(info.flag_bits & 0x1))
     except ImageLoadError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, ValueError, RuntimeError) as exc:
@@ -93,12 +98,7 @@ def _rar_cover(path: str) -> bytes:
 
     try:
         with rarfile.RarFile(path) as rf:
-            infos = rf.infolist()
-            by_name = {i.filename: i for i in infos if not i.is_dir()}
-            info = by_name[_pick(list(by_name), len(infos))]
-            _check_member(info.filename, info.file_size, info.compress_size, info.needs_password())
-            with rf.open(info) as member:
-                return _read_bounded(member)
+            return _first_page(rf, lambda info: info.needs_password())
     except ImageLoadError:
         raise
     except rarfile.RarCannotExec:

@@ -330,6 +330,13 @@ def _train_run_options(fn):
     return fn
 
 
+def _run_options(state: _State, resume: bool, checkpoint_minutes: float, max_steps: int | None, as_json: bool):
+    from .train.loop import RunOptions
+
+    return RunOptions(device=state.settings.device, resume=resume, checkpoint_minutes=checkpoint_minutes,
+                      progress=not as_json, max_steps=max_steps)
+
+
 def _finish_training(result: dict, out: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, default=str))
@@ -359,8 +366,8 @@ def pretrain(state: _State, data: tuple[str, ...], config_file, out: Path, resum
     paths, _ = expand(data)
     if len(paths) < 2:
         raise StyleSearchError("pre-training needs at least two images")
-    result = run([os.fsdecode(p) for p in paths], out, config, device=state.settings.device, resume=resume,
-                 checkpoint_minutes=checkpoint_minutes, progress=not as_json, max_steps=max_steps)
+    result = run([os.fsdecode(p) for p in paths], out, config,
+                 run=_run_options(state, resume, checkpoint_minutes, max_steps, as_json))
     _finish_training(result, out, as_json)
 
 
@@ -380,8 +387,8 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
 
     config = _make_config(FinetuneConfig, config_file, options)
     config.terms()
-    result = run(load_examples(data), out, config, init=init, device=state.settings.device, resume=resume,
-                 checkpoint_minutes=checkpoint_minutes, progress=not as_json, max_steps=max_steps)
+    result = run(load_examples(data), out, config, init=init,
+                 run=_run_options(state, resume, checkpoint_minutes, max_steps, as_json))
     _finish_training(result, out, as_json)
 
 

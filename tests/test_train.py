@@ -19,6 +19,7 @@ from stylesearch.train.data import (
     split_by_artist,
 )
 from stylesearch.train.lars import LARS
+from stylesearch.train.loop import RunOptions
 
 from samples import drawing, save
 
@@ -214,9 +215,9 @@ def separation(model_path, root) -> float:
 def test_triplet_training_lowers_the_loss_and_separates_styles(styles, tmp_path):
     from stylesearch.train.finetune import finetune
 
-    before = finetune(load_examples(styles), tmp_path / "init.pt", tiny("triplet", epochs=1), progress=False, max_steps=1)
+    before = finetune(load_examples(styles), tmp_path / "init.pt", tiny("triplet", epochs=1), run=RunOptions(progress=False, max_steps=1))
     start = separation(tmp_path / "init.pt", styles)
-    result = finetune(load_examples(styles), tmp_path / "style.pt", tiny("triplet", epochs=12), progress=False)
+    result = finetune(load_examples(styles), tmp_path / "style.pt", tiny("triplet", epochs=12), run=RunOptions(progress=False))
     losses_by_epoch = [r["triplet"] for r in result["history"]]
     assert np.mean(losses_by_epoch[-3:]) < np.mean(losses_by_epoch[:3])
     assert separation(tmp_path / "style.pt", styles) > start
@@ -228,7 +229,7 @@ def test_every_table2_loss_runs_and_writes_a_loadable_checkpoint(styles, tmp_pat
     from stylesearch.model.checkpoint import load_encoder, read_checkpoint
     from stylesearch.train.finetune import finetune
 
-    result = finetune(load_examples(styles), tmp_path / "m.pt", tiny(loss), progress=False, max_steps=2)
+    result = finetune(load_examples(styles), tmp_path / "m.pt", tiny(loss), run=RunOptions(progress=False, max_steps=2))
     assert all(math.isfinite(v) for r in result["history"] for k, v in r.items() if isinstance(v, float))
     _, info = load_encoder(tmp_path / "m.pt")
     assert info.trained and info.data["loss"] == loss
@@ -240,13 +241,13 @@ def test_every_table2_loss_runs_and_writes_a_loadable_checkpoint(styles, tmp_pat
 def test_resume_continues_where_it_stopped(styles, tmp_path):
     from stylesearch.train.finetune import finetune
 
-    finetune(load_examples(styles), tmp_path / "r.pt", tiny("triplet", epochs=1), progress=False)
+    finetune(load_examples(styles), tmp_path / "r.pt", tiny("triplet", epochs=1), run=RunOptions(progress=False))
     state = torch.load(tmp_path / "r.pt.state", weights_only=False)
     assert state["epoch"] == 1
-    result = finetune(load_examples(styles), tmp_path / "r.pt", tiny("triplet", epochs=2), progress=False, resume=True)
+    result = finetune(load_examples(styles), tmp_path / "r.pt", tiny("triplet", epochs=2), run=RunOptions(progress=False, resume=True))
     assert [r["epoch"] for r in result["history"]] == [2]
     with pytest.raises(StyleSearchError, match="no saved state"):
-        finetune(load_examples(styles), tmp_path / "new.pt", tiny("triplet"), progress=False, resume=True)
+        finetune(load_examples(styles), tmp_path / "new.pt", tiny("triplet"), run=RunOptions(progress=False, resume=True))
 
 
 def test_pretrain_then_finetune_from_it(styles, tmp_path):
@@ -256,10 +257,10 @@ def test_pretrain_then_finetune_from_it(styles, tmp_path):
 
     paths = [e.path for e in load_examples(styles)]
     config = PretrainConfig(epochs=2, batch_size=8, input_size=32, warmup_epochs=1, workers=0)
-    result = pretrain(paths, tmp_path / "simclr.pt", config, progress=False)
+    result = pretrain(paths, tmp_path / "simclr.pt", config, run=RunOptions(progress=False))
     assert len(result["history"]) == 2 and all(math.isfinite(r["nt_xent"]) for r in result["history"])
     simclr = read_checkpoint(tmp_path / "simclr.pt")["encoder"]
-    finetune(load_examples(styles), tmp_path / "ft.pt", tiny("triplet"), init=tmp_path / "simclr.pt", progress=False, max_steps=1)
+    finetune(load_examples(styles), tmp_path / "ft.pt", tiny("triplet"), init=tmp_path / "simclr.pt", run=RunOptions(progress=False, max_steps=1))
     ft = read_checkpoint(tmp_path / "ft.pt")["encoder"]
     # one Adam step from SimCLR's trunk moves each weight by at most ~lr
     assert torch.allclose(ft["trunk.conv1.weight"].float(), simclr["trunk.conv1.weight"].float(), atol=1e-2)

@@ -22,7 +22,7 @@ from ..model.encoder import EncoderConfig, StyleEncoder
 from . import losses
 from .config import FinetuneConfig
 from .data import Example, ImageDataset, PKSampler, augmentations, collate, split_by_artist
-from .loop import Trainer, batches, progress_bar, seed_everything
+from .loop import DEFAULT_RUN, RunOptions, Trainer, batches, progress_bar, seed_everything
 
 
 def initial_encoder(config: FinetuneConfig, init: str | Path | None) -> StyleEncoder:
@@ -59,11 +59,7 @@ def finetune(
     config: FinetuneConfig,
     *,
     init: str | Path | None = None,
-    device: str = "auto",
-    resume: bool = False,
-    checkpoint_minutes: float = 10.0,
-    progress: bool = True,
-    max_steps: int | None = None,
+    run: RunOptions = DEFAULT_RUN,
 ) -> dict:
     """Train, validate every epoch on held-out artists, keep the best model at `out`."""
     terms = config.terms()
@@ -81,11 +77,8 @@ def finetune(
     if "arc" in terms:
         modules["arcface"] = losses.ArcFace(config.embed_dim, len(artists), config.margin, config.arc_scale)
     trainer = Trainer(
-        out, modules, lambda params: torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps),
-        device=device, checkpoint_minutes=checkpoint_minutes,
+        out, modules, lambda params: torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps), run
     )
-    if resume:
-        trainer.restore()
     cfg = encoder.config
     sampler = PKSampler(labels, config.p, config.k, config.seed, trainer.dist.rank, trainer.dist.world)
     data = ImageDataset([e.path for e in train], labels, augmentations(config.augment, config.input_size, cfg.mean, cfg.std),
@@ -96,7 +89,7 @@ def finetune(
                "held_out_artists": len({e.artist for e in held}), "artists_with_fewer_than_k": len(sampler.short)}
     trainer.log(event="start", config=asdict(config), **summary)
     history = []
-    with progress_bar(progress and trainer.is_main, f"finetune {config.loss}") as bar:
+    with progress_bar(run.progress and trainer.is_main, f"finetune {config.loss}") as bar:
         task = bar.add_task("train", total=len(sampler) * config.epochs, epoch=trainer.epoch, losses="", rate="-",
                             completed=len(sampler) * trainer.epoch)
         while trainer.epoch < config.epochs:
@@ -118,7 +111,7 @@ def finetune(
                 bar.update(task, advance=1, epoch=trainer.epoch + 1, rate=f"{rate:.1f}",
                            losses=" ".join(f"{n} {v:.3f}" for n, v in values.items()))
                 trainer.maybe_save()
-                if max_steps and trainer.step >= max_steps:
+                if run.done(trainer.step):
                     break
             record = {"epoch": trainer.epoch + 1, **{n: round(s / max(len(sampler), 1), 5) for n, s in sums.items()},
                       "skipped_images": len(data.failed)}
@@ -135,7 +128,7 @@ def finetune(
                              extra_state={f"decoder.{k}": v for k, v in modules["decoder"].state_dict().items()}
                              if "decoder" in modules else None)
             trainer.save_state()
-            if max_steps and trainer.step >= max_steps:
+            if run.done(trainer.step):
                 break
     return {"summary": summary, "history": history, "skipped_images": sorted(data.failed), "short_artists": sampler.short}
 

@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is carried out, as opposed to what it trains (the config)."""
+
+    device: str = "auto"
+    resume: bool = False
+    checkpoint_minutes: float = 10.0
+    progress: bool = True
+    max_steps: int | None = None  # stop early (smoke runs)
+
+    def done(self, step: int) -> bool:
+        return self.max_steps is not None and step >= self.max_steps
+
+
+DEFAULT_RUN = RunOptions()
+
+
 class Trainer:
     """Owns the modules and optimiser of one run and their on-disk state.
 
@@ -38,26 +56,26 @@ class Trainer:
         out: Path,
         modules: dict[str, nn.Module],
         optimizer_factory,
-        *,
-        device: str = "auto",
-        checkpoint_minutes: float = 10.0,
-        log_path: Path | None = None,
+        run: RunOptions,
     ) -> None:
         self.out = Path(out)
+        self.run = run
         self.dist = distributed.setup()
-        self.device = self.dist.device if self.dist.world > 1 else pick_device(device)
+        self.device = self.dist.device if self.dist.world > 1 else pick_device(run.device)
         self.modules = {name: m.to(self.device, memory_format=torch.channels_last) for name, m in modules.items()}
         self.wrapped = {name: distributed.wrap(m, self.dist) for name, m in self.modules.items()}
         params = [p for m in self.modules.values() for p in m.parameters()]
         self.optimizer = optimizer_factory(params)
         self.state_path = self.out.with_name(self.out.name + ".state")
-        self.log_path = log_path or self.out.with_name(self.out.name + ".log.jsonl")
-        self.every = checkpoint_minutes * 60
+        self.log_path = self.out.with_name(self.out.name + ".log.jsonl")
+        self.every = run.checkpoint_minutes * 60
         self.last_save = time.monotonic()
         self.epoch = 0
         self.step = 0
         self.best: float | None = None
         self.amp = self.device.type == "cuda"
+        if run.resume:
+            self.restore()
 
     @property
     def is_main(self) -> bool:

@@ -18,7 +18,7 @@ from ..model.resnet import ResNetTrunk
 from .config import PretrainConfig
 from .data import ImageDataset, augmentations, collate
 from .lars import LARS
-from .loop import Trainer, batches, progress_bar, seed_everything
+from .loop import DEFAULT_RUN, RunOptions, Trainer, batches, progress_bar, seed_everything
 from .losses import nt_xent
 
 
@@ -32,11 +32,7 @@ def pretrain(
     out: Path,
     config: PretrainConfig,
     *,
-    device: str = "auto",
-    resume: bool = False,
-    checkpoint_minutes: float = 10.0,
-    progress: bool = True,
-    max_steps: int | None = None,
+    run: RunOptions = DEFAULT_RUN,
 ) -> dict:
     seed_everything(config.seed)
     encoder = StyleEncoder(EncoderConfig(arch=config.arch, input_size=config.input_size))
@@ -50,10 +46,7 @@ def pretrain(
     steps_per_epoch = max(1, len(loader))
     total, warmup = steps_per_epoch * config.epochs, steps_per_epoch * config.warmup_epochs
     trainer = Trainer(out, {"trunk": encoder.trunk, "projector": projection_head(config.projection_dim)},
-                      lambda params: LARS(params, lr=config.lr, weight_decay=config.weight_decay),
-                      device=device, checkpoint_minutes=checkpoint_minutes)
-    if resume:
-        trainer.restore()
+                      lambda params: LARS(params, lr=config.lr, weight_decay=config.weight_decay), run)
 
     def learning_rate(step: int) -> float:
         if step < warmup:
@@ -62,7 +55,7 @@ def pretrain(
 
     trainer.log(event="start", config=asdict(config), images=len(paths))
     history = []
-    with progress_bar(progress and trainer.is_main, "pretrain SimCLR") as bar:
+    with progress_bar(run.progress and trainer.is_main, "pretrain SimCLR") as bar:
         task = bar.add_task("train", total=total, epoch=trainer.epoch, losses="", rate="-", completed=trainer.step)
         while trainer.epoch < config.epochs:
             trainer.train_mode(True)
@@ -83,7 +76,7 @@ def pretrain(
                 bar.update(task, advance=1, epoch=trainer.epoch + 1, losses=f"nt_xent {value:.3f}",
                            rate=f"{seen / max(time.monotonic() - started, 1e-9):.1f}")
                 trainer.maybe_save()
-                if max_steps and trainer.step >= max_steps:
+                if run.done(trainer.step):
                     break
             trainer.epoch += 1
             record = {"epoch": trainer.epoch, "nt_xent": round(total_loss / max(steps, 1), 5), "skipped_images": len(data.failed)}
@@ -93,6 +86,6 @@ def pretrain(
                 save_encoder(out, encoder, name="simclr-pretrain", version=str(trainer.epoch), trained=True,
                              data={"images": len(paths), "epochs": trainer.epoch, "method": "SimCLR"})
             trainer.save_state()
-            if max_steps and trainer.step >= max_steps:
+            if run.done(trainer.step):
                 break
     return {"history": history, "skipped_images": sorted(data.failed)}
