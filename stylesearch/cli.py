@@ -146,30 +146,147 @@ def _progress(disabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[
         yield (lambda n: progress.update(task, total=n)), on_file
 
 
+_PICTURE_OPTIONS = [
+    click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), help="Also write a contact sheet (PNG)."),
+    click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Also write a self-contained HTML gallery (opens offline, readable on a phone)."),
+]
+
+
+def _picture_options(fn):
+    for option in reversed(_PICTURE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _pictures(tiles: list, title: str, sheet: Path | None, html_out: Path | None, columns: int = 5) -> None:
+    if not (sheet or html_out):
+        return
+    from .search.render import contact_sheet, html_gallery
+
+    if sheet:
+        contact_sheet(tiles, sheet, title, columns=columns)
+        err.print(f"Wrote {sheet}", markup=False)
+    if html_out:
+        html_gallery(tiles, html_out, title)
+        err.print(f"Wrote {html_out}", markup=False)
+
+
 @cli.command()
 @click.argument("query", type=click.Path(path_type=str))
 @click.option("-k", "k", default=10, show_default=True, help="How many works to list.")
 @click.option("--include-self", is_flag=True, help="List the query itself when it is indexed.")
+@click.option("--distinct", is_flag=True, help="Leave out near-duplicates (reprints, rescans) of the query and of each other.")
+@_picture_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: rank, distance, path.")
 @pass_state
-def similar(state: _State, query: str, k: int, include_self: bool, as_json: bool) -> None:
+def similar(state: _State, query: str, k: int, include_self: bool, distinct: bool, sheet: Path | None,
+            html_out: Path | None, as_json: bool) -> None:
     """List the indexed works whose art style is closest to QUERY.
 
     QUERY is any image or comic archive, indexed or not. Distance is Euclidean between
     style vectors: smaller is more alike.
     """
+    from .search.render import Tile
     from .search.similar import similar as run_similar
 
     with state.library() as lib:
-        hits = run_similar(lib, query, k=k, include_self=include_self, model=state.settings.model, make_embedder=state.embedder)
+        hits = run_similar(lib, query, k=k, include_self=include_self, distinct=distinct, model=state.settings.model,
+                           make_embedder=state.embedder)
     if as_json:
         for hit in hits:
             click.echo(json.dumps(hit.to_dict()))
-        return
-    # Plain lines, not a table: a path is never shortened or folded, people copy it.
-    out.print(f"[bold]{'rank':>4}  {'distance':>9}  path[/]")
-    for hit in hits:
-        out.print(f"{hit.rank:>4}  {hit.distance:>9.4f}  {escape(hit.path)}")
+    else:
+        # Plain lines, not a table: a path is never shortened or folded, people copy it.
+        out.print(f"[bold]{'rank':>4}  {'distance':>9}  path[/]")
+        for hit in hits:
+            out.print(f"{hit.rank:>4}  {hit.distance:>9.4f}  {escape(hit.path)}")
+    tiles = [Tile(query, "query")] + [Tile(h.path, f"#{h.rank}  {h.distance:.4f}") for h in hits]
+    _pictures(tiles, f"Works in the style of {os.path.basename(query)}", sheet, html_out)
+
+
+@cli.command()
+@click.argument("a", type=click.Path(path_type=str))
+@click.argument("b", type=click.Path(path_type=str))
+@click.option("--k", "k", default=5, show_default=True, help="Neighbours per work in the style graph (paper: 5).")
+@click.option("--steps", type=int, help="Resample the path to this many evenly spaced works (A and B included).")
+@_picture_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: step, path, distance_to_a, distance_to_b.")
+@pass_state
+def morph(state: _State, a: str, b: str, k: int, steps: int | None, sheet: Path | None, html_out: Path | None,
+          as_json: bool) -> None:
+    """List works whose style moves step by step from A to B.
+
+    The path is the shortest route from A to B through a graph linking every indexed work
+    to its k nearest styles (the paper's art style morphing). A and B may be outside the
+    library. The graph is built once and reused until the library changes.
+    """
+    from .search.morph import morph as run_morph
+    from .search.render import Tile
+
+    with state.library() as lib:
+        path, graph = run_morph(lib, a, b, k=k, steps=steps, model=state.settings.model, make_embedder=state.embedder)
+    if as_json:
+        for step in path:
+            click.echo(json.dumps(step.to_dict()))
+    else:
+        out.print(f"[bold]{'step':>4}  {'to A':>9}  {'to B':>9}  path[/]")
+        for step in path:
+            out.print(f"{step.index:>4}  {step.to_a:>9.4f}  {step.to_b:>9.4f}  {escape(step.path)}")
+        err.print(f"style graph: {len(graph.ids)} works, k={graph.k}, built in {graph.build_seconds:.2f} s", markup=False)
+    tiles = [Tile(s.path, f"{s.index}  A {s.to_a:.3f}  B {s.to_b:.3f}") for s in path]
+    _pictures(tiles, f"Style morph: {os.path.basename(a)} -> {os.path.basename(b)}", sheet, html_out,
+              columns=min(len(tiles), 8))
+
+
+@cli.command("map")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the map as an HTML page.")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Write the map as a PNG.")
+@click.option("--color-by", type=click.Choice(["folder", "root", "none"]), default="folder", show_default=True,
+              help="Colour each work by its folder (e.g. one per artist), its indexed root, or not at all.")
+@click.option("--under", type=click.Path(path_type=str), help="Only works below this folder.")
+@click.option("--limit", type=int, default=2000, show_default=True, help="At most this many works (a seeded random sample).")
+@click.option("--method", type=click.Choice(["auto", "tsne", "pca"]), default="auto", show_default=True,
+              help="auto = t-SNE up to 5,000 works, PCA beyond.")
+@click.option("--seed", default=0, show_default=True, help="Sampling and t-SNE seed.")
+@pass_state
+def style_map(state: _State, html_out: Path | None, png: Path | None, color_by: str, under: str | None, limit: int,
+              method: str, seed: int) -> None:
+    """Draw the library's style space in 2-D: works drawn alike land close together."""
+    import numpy as np
+
+    from .library.scan import normalise
+    from .search.render import layout, map_html, map_png
+
+    if not (html_out or png):
+        raise StyleSearchError("give --html FILE and/or --png FILE")
+    with state.library() as lib:
+        ids, vectors = lib.catalog.searchable(lib.model_id or "")
+        paths = lib.catalog.ok_paths(ids)
+        roots = lib.catalog.roots()
+    keep = [i for i, file_id in enumerate(ids) if not under or paths[file_id].startswith(normalise(under).rstrip(b"/") + b"/")]
+    if len(keep) > limit:
+        keep = sorted(np.random.default_rng(seed).choice(keep, limit, replace=False))
+    if not keep:
+        raise StyleSearchError("no indexed works to draw" + (f" below {under}" if under else ""))
+    names = [os.fsdecode(paths[ids[i]]) for i in keep]
+    groups = [_group(name, color_by, roots) for name in names]
+    xy, used = layout(vectors[keep], method, seed)
+    title = f"Style map: {len(names)} works ({used.upper()})"
+    if html_out:
+        map_html(names, xy, groups, html_out, title)
+        err.print(f"Wrote {html_out}", markup=False)
+    if png:
+        map_png(names, xy, groups, png, title)
+        err.print(f"Wrote {png}", markup=False)
+
+
+def _group(path: str, color_by: str, roots: list[bytes]) -> str:
+    if color_by == "folder":
+        return os.path.basename(os.path.dirname(path))
+    if color_by == "root":
+        return next((os.fsdecode(r) for r in roots if os.fsencode(path).startswith(r.rstrip(b"/") + b"/")), "other")
+    return "all"
 
 
 @cli.command()

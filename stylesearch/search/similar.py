@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from ..errors import StyleSearchError
+from ..errors import ImageLoadError, StyleSearchError
+from ..imaging import load_image
 from ..library.folder import Library
 from ..library.scan import normalise
 from ..model.locate import resolve_model_path
+
+DUPLICATE_BITS = 10  # of 64 dHash bits: re-encodes differ by ~0-4, other works by ~20-40
 
 
 @dataclass(frozen=True)
@@ -52,29 +56,54 @@ def query_vector(library: Library, query: str | os.PathLike, model: Path | None,
     return embedder.embed_file(path), (row.id if row else None)
 
 
+def dhash(path: str | bytes | os.PathLike) -> int | None:
+    """64-bit difference hash (brightness gradients of a 9x8 thumbnail): equal or within a
+    few bits for the same picture re-encoded, resized or slightly cropped."""
+    try:
+        grey = load_image(path, 64).convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+    except ImageLoadError:
+        return None
+    px = np.asarray(grey, dtype=np.int16)
+    return int.from_bytes(np.packbits(px[:, 1:] > px[:, :-1]).tobytes(), "big")
+
+
+def near_duplicate(a: int | None, b: int | None) -> bool:
+    return a is not None and b is not None and (a ^ b).bit_count() <= DUPLICATE_BITS
+
+
 def similar(
     library: Library,
     query: str | os.PathLike,
     *,
     k: int = 10,
     include_self: bool = False,
+    distinct: bool = False,
     model: Path | None = None,
     make_embedder: Callable,
 ) -> list[Hit]:
-    """The k works nearest in style to `query` (any image or archive, indexed or not)."""
+    """The k works nearest in style to `query` (any image or archive, indexed or not).
+    `distinct` drops near-duplicates of the query and of earlier results (reprints, rescans),
+    so the list shows other works in the same style."""
     if k < 1:
         raise StyleSearchError("-k must be at least 1")
     vector, self_id = query_vector(library, query, model, make_embedder)
     ann = library.ann(len(vector))
     if ann.live == 0:
         raise StyleSearchError("the library has no indexed works yet: run `stylesearch index PATH` first")
-    # Ask for a few extra: the query itself and rows changed since the index was saved drop out.
-    ids, distances = ann.query(vector, k + 1 + max(8, k // 4))
+    # Ask for extra: the query itself, rows changed since the index was saved, and (with
+    # `distinct`) duplicates drop out.
+    ids, distances = ann.query(vector, (4 * k + 16) if distinct else k + 1 + max(8, k // 4))
     paths = library.catalog.ok_paths(ids)
+    seen_hashes = [dhash(query)] if distinct else []
     hits = []
     for file_id, distance in zip(ids, distances, strict=True):
         if file_id not in paths or (file_id == self_id and not include_self):
             continue
+        if distinct:
+            fingerprint = dhash(paths[file_id])
+            if any(near_duplicate(fingerprint, h) for h in seen_hashes):
+                continue
+            seen_hashes.append(fingerprint)
         hits.append(Hit(len(hits) + 1, float(distance), os.fsdecode(paths[file_id])))
         if len(hits) == k:
             break
