@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--p", type=int, default=6)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--losses", default=",".join(LOSS_SPECS))
+    parser.add_argument("--augment", default="style", help="fine-tuning augmentations: style, simclr or none")
+    parser.add_argument("--inits", default="none,simclr", help="pre-training variants to fine-tune from")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -84,12 +86,12 @@ def main() -> None:
     pretrain_minutes = (time.monotonic() - started) / 60
     rows["SimCLR only (no fine-tuning)"] = {"unseen": scores(vectors_for(simclr, unseen), unseen),
                                             "seen": scores(vectors_for(simclr, seen), seen), "minutes": pretrain_minutes}
-    for init in (None, simclr):
+    for init in [simclr if name == "simclr" else None for name in args.inits.split(",")]:
         for loss in args.losses.split(","):
-            label = f"{'SimCLR' if init else 'none'} + {loss}"
-            out = args.out / f"{'simclr' if init else 'scratch'}-{loss}.pt"
+            label = f"{'SimCLR' if init else 'none'} + {loss}" + (f" (augment {args.augment})" if args.augment != "style" else "")
+            out = args.out / f"{'simclr' if init else 'scratch'}-{loss}-{args.augment}.pt"
             config = FinetuneConfig(loss=loss, epochs=args.epochs, p=args.p, k=args.k, input_size=args.input_size,
-                                    held_out=0, seed=args.seed)
+                                    held_out=0, seed=args.seed, augment=args.augment)
             started = time.monotonic()
             finetune(train, out, config, init=init, run=QUIET)
             rows[label] = {"unseen": scores(vectors_for(out, unseen), unseen), "seen": scores(vectors_for(out, seen), seen),

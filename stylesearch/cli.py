@@ -58,6 +58,23 @@ class _State:
         return Embedder(model or self.settings.model, device=self.settings.device, precision=self.precision, **options)
 
 
+    def daemon(self, op: str, args: dict):
+        """The running daemon's answer, or None when none serves this library and model
+        (the caller then works in-process, with identical output)."""
+        from .daemon import client
+
+        if os.environ.get("STYLESEARCH_NO_DAEMON"):
+            return None
+        if self.settings.model:
+            args = {**args, "model": str(Path(self.settings.model).expanduser().resolve())}
+        try:
+            return client.request(op, args, library=str(self.settings.library.expanduser().resolve()))
+        except client.DaemonUnavailable:
+            return None
+        except client.DaemonError as exc:
+            raise StyleSearchError(str(exc)) from None
+
+
 pass_state = click.make_pass_decorator(_State)
 
 
@@ -102,6 +119,12 @@ def index(state: _State, paths: tuple[str, ...], rebuild: bool, retry_failed: bo
 
     if batch_size < 1:
         raise StyleSearchError("--batch-size must be at least 1")
+    if not rebuild and (queued := state.daemon("enqueue" if paths else "rescan",
+                                                   {"paths": [os.path.abspath(p) for p in paths], "as_roots": True})):
+        message = {"queued": queued["queued"], "daemon": True}
+        click.echo(json.dumps(message)) if as_json else out.print(
+            f"The running daemon will index {queued['queued']} path(s); see `stylesearch daemon status`.")
+        return
     with state.library(create=True) as lib:
         targets = list(paths) or [os.fsdecode(r) for r in lib.catalog.roots()]
         if not targets and not rebuild:
@@ -188,11 +211,17 @@ def similar(state: _State, query: str, k: int, include_self: bool, distinct: boo
     style vectors: smaller is more alike.
     """
     from .search.render import Tile
-    from .search.similar import similar as run_similar
+    from .search.similar import Hit
 
-    with state.library() as lib:
-        hits = run_similar(lib, query, k=k, include_self=include_self, distinct=distinct, model=state.settings.model,
-                           make_embedder=state.embedder)
+    answer = state.daemon("similar", {"query": os.path.abspath(query), "k": k, "include_self": include_self, "distinct": distinct})
+    if answer is not None:
+        hits = [Hit(h["rank"], h["distance"], h["path"]) for h in answer]
+    else:
+        from .search.similar import similar as run_similar
+
+        with state.library() as lib:
+            hits = run_similar(lib, query, k=k, include_self=include_self, distinct=distinct, model=state.settings.model,
+                               make_embedder=state.embedder)
     if as_json:
         for hit in hits:
             click.echo(json.dumps(hit.to_dict()))
@@ -221,11 +250,18 @@ def morph(state: _State, a: str, b: str, k: int, steps: int | None, sheet: Path 
     to its k nearest styles (the paper's art style morphing). A and B may be outside the
     library. The graph is built once and reused until the library changes.
     """
-    from .search.morph import morph as run_morph
+    from .search.morph import Step
     from .search.render import Tile
 
-    with state.library() as lib:
-        path, graph = run_morph(lib, a, b, k=k, steps=steps, model=state.settings.model, make_embedder=state.embedder)
+    answer = state.daemon("morph", {"a": os.path.abspath(a), "b": os.path.abspath(b), "k": k, "steps": steps})
+    if answer is None:
+        from .search.morph import morph as run_morph
+
+        with state.library() as lib:
+            path, graph = run_morph(lib, a, b, k=k, steps=steps, model=state.settings.model, make_embedder=state.embedder)
+        answer = {"steps": [s.to_dict() for s in path],
+                  "graph": {"works": len(graph.ids), "k": graph.k, "build_seconds": graph.build_seconds}}
+    path = [Step(s["step"], s["path"], s["distance_to_a"], s["distance_to_b"]) for s in answer["steps"]]
     if as_json:
         for step in path:
             click.echo(json.dumps(step.to_dict()))
@@ -233,7 +269,8 @@ def morph(state: _State, a: str, b: str, k: int, steps: int | None, sheet: Path 
         out.print(f"[bold]{'step':>4}  {'to A':>9}  {'to B':>9}  path[/]")
         for step in path:
             out.print(f"{step.index:>4}  {step.to_a:>9.4f}  {step.to_b:>9.4f}  {escape(step.path)}")
-        err.print(f"style graph: {len(graph.ids)} works, k={graph.k}, built in {graph.build_seconds:.2f} s", markup=False)
+        g = answer["graph"]
+        err.print(f"style graph: {g['works']} works, k={g['k']}, built in {g['build_seconds']:.2f} s", markup=False)
     tiles = [Tile(s.path, f"{s.index}  A {s.to_a:.3f}  B {s.to_b:.3f}") for s in path]
     _pictures(tiles, f"Style morph: {os.path.basename(a)} -> {os.path.basename(b)}", sheet, html_out,
               columns=min(len(tiles), 8))
@@ -380,12 +417,158 @@ def forget(state: _State, paths: tuple[str, ...], as_json: bool) -> None:
 
     Files on disk are not touched; a forgotten folder is also no longer re-indexed.
     """
-    with state.library() as lib:
-        forgotten = lib.forget(paths)
+    answer = state.daemon("forget", {"paths": [os.path.abspath(p) for p in paths]})
+    if answer is not None:
+        forgotten = answer["forgotten"]
+    else:
+        with state.library() as lib:
+            forgotten = lib.forget(paths)
     if as_json:
         click.echo(json.dumps({"forgotten": forgotten}))
     else:
         out.print(f"Forgot {forgotten} file(s).")
+
+
+@cli.command()
+@click.argument("roots", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.option("--settle", default=1.0, show_default=True, help="Seconds a file must stay unchanged before it is indexed.")
+@pass_state
+def watch(state: _State, roots: tuple[str, ...], settle: float) -> None:
+    """Index ROOTS (and every folder indexed before), then keep them indexed as files come,
+    change, move and go, until Ctrl-C. Also answers queries warm, like the daemon."""
+    _serve(state, list(roots), settle, log_to_file=False)
+
+
+def _serve(state: _State, roots: list[str], settle: float, log_to_file: bool) -> None:
+    from .daemon.process import setup_logging
+    from .daemon.service import Service
+
+    setup_logging(to_file=log_to_file)
+    with state.library(create=True) as lib:
+        if not roots and not lib.catalog.roots():
+            raise StyleSearchError("nothing to watch: give one or more folders (they are remembered)")
+        Service(lib, state.embedder(), settle_s=settle).serve(roots)
+
+
+@cli.group()
+def daemon() -> None:
+    """The background service: watches your folders and answers queries warm.
+
+    \b
+      stylesearch daemon start        # watches every folder indexed before
+      stylesearch daemon status
+      stylesearch daemon logs
+      stylesearch daemon stop
+    While it runs, `similar`, `morph`, `index` and `forget` go through it.
+    """
+
+
+@daemon.command("start")
+@click.argument("roots", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.pass_context
+def daemon_start(ctx: click.Context, roots: tuple[str, ...]) -> None:
+    """Start the daemon in the background (optionally adding ROOTS to watch)."""
+    from .daemon.process import start
+
+    state: _State = ctx.obj
+    args = ["--library", str(state.settings.library), "--device", state.settings.device, "--precision", state.precision]
+    if state.settings.model:
+        args += ["--model", str(state.settings.model)]
+    info = start(args, [os.path.abspath(r) for r in roots])
+    out.print(f"Daemon started (pid {info['pid']}), watching {len(info['roots'])} folder(s).")
+
+
+@daemon.command("run")
+@click.argument("roots", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.option("--settle", default=1.0, show_default=True, help="Seconds a file must stay unchanged before it is indexed.")
+@click.option("--log-file", is_flag=True, help="Log to the rotating log file instead of stderr.")
+@pass_state
+def daemon_run(state: _State, roots: tuple[str, ...], settle: float, log_file: bool) -> None:
+    """Run the daemon in the foreground (what `start` launches; use it from systemd)."""
+    _serve(state, list(roots), settle, log_to_file=log_file)
+
+
+@daemon.command("stop")
+def daemon_stop() -> None:
+    """Stop the daemon; it saves the index first."""
+    from .daemon.process import stop
+
+    pid = stop()
+    out.print("No daemon was running." if pid is None else f"Daemon (pid {pid}) stopped.")
+
+
+@daemon.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def daemon_status(as_json: bool) -> None:
+    """Show pid, uptime, library, roots, queue length, images/s and the last error."""
+    from .daemon.process import running
+
+    info = running()
+    if as_json:
+        click.echo(json.dumps(info or {"running": False}))
+        return
+    if info is None:
+        raise StyleSearchError("no daemon is running (start it with `stylesearch daemon start`)")
+    out.print(f"[bold]Daemon[/]  pid {info['pid']}, up {info['uptime_s']:.0f} s, library {escape(info['library'])}")
+    out.print(f"[bold]Model[/]   {info['model_id']}")
+    out.print(f"[bold]Queue[/]   {info['queue']} path(s) waiting; {info['indexed']} indexed since start"
+              f" (last rate {info['images_per_s']} images/s)")
+    for root in info["roots"]:
+        out.print(f"[bold]Root[/]    {escape(root)}")
+    if info["last_error"]:
+        out.print(f"[bold]Last error[/] {escape(info['last_error'])}")
+
+
+@daemon.command("logs")
+@click.option("-n", "lines", default=50, show_default=True, help="How many lines.")
+def daemon_logs(lines: int) -> None:
+    """Print the end of the daemon's log."""
+    from .daemon.process import log_file, tail
+
+    shown = tail(lines)
+    if not shown:
+        raise StyleSearchError(f"no daemon log yet at {log_file()}")
+    for line in shown:
+        click.echo(line)
+
+
+@cli.group()
+def roots() -> None:
+    """The folders the library watches (`daemon start` with no arguments watches them all)."""
+
+
+@roots.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_state
+def roots_list(state: _State, as_json: bool) -> None:
+    """List the watched folders."""
+    with state.library() as lib:
+        found = [{"path": os.fsdecode(r), "reachable": os.path.isdir(r)} for r in lib.catalog.roots()]
+    if as_json:
+        click.echo(json.dumps(found))
+        return
+    for root in found:
+        out.print(escape(root["path"]) + ("" if root["reachable"] else "  [yellow](offline)[/]"))
+
+
+@roots.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=str))
+@pass_state
+def roots_add(state: _State, paths: tuple[str, ...]) -> None:
+    """Watch these folders too (indexed by the daemon or the next `stylesearch index`)."""
+    with state.library(create=True) as lib, lib.catalog.transaction():
+        for path in paths:
+            lib.catalog.add_root(os.fsencode(os.path.abspath(path)))
+    state.daemon("rescan", {})
+    out.print(f"Watching {len(paths)} more folder(s).")
+
+
+@roots.command("remove")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.pass_context
+def roots_remove(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Stop watching these folders and forget their files (nothing on disk is touched)."""
+    ctx.invoke(forget, paths=paths, as_json=False)
 
 
 def main() -> None:

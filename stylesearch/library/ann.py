@@ -8,9 +8,11 @@ returns squared distances, which `query` converts back.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import hnswlib
@@ -40,10 +42,21 @@ def _checksum(path: Path) -> str:
         return hashlib.file_digest(fh, "blake2b").hexdigest()[:32]
 
 
+def _locked(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class AnnIndex:
-    """An hnswlib index over catalog ids plus the facts that say what it reflects."""
+    """An hnswlib index over catalog ids plus the facts that say what it reflects. Safe to
+    share between threads (the daemon's indexer and its query handlers)."""
 
     def __init__(self, dim: int, capacity: int = 1024) -> None:
+        self.lock = threading.RLock()
         self.dim = dim
         self.index = hnswlib.Index(space="l2", dim=dim)
         self.index.init_index(max_elements=max(capacity, 16), ef_construction=EF_CONSTRUCTION, M=M)
@@ -65,6 +78,7 @@ class AnnIndex:
         except RuntimeError:
             return False
 
+    @_locked
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add or replace vectors (a deleted label is revived with its new vector)."""
         if len(ids) == 0:
@@ -76,6 +90,7 @@ class AnnIndex:
         self.index.add_items(np.asarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
         self.live += newly_live
 
+    @_locked
     def remove(self, ids: np.ndarray) -> None:
         for label in ids:
             try:
@@ -84,6 +99,7 @@ class AnnIndex:
             except RuntimeError:  # not present or already deleted: nothing to do
                 pass
 
+    @_locked
     def query(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, Euclidean distances) of up to k nearest vectors, nearest first."""
         k = min(k, self.live)
@@ -93,6 +109,7 @@ class AnnIndex:
         labels, d2 = self.index.knn_query(np.asarray(vector, dtype=np.float32).reshape(1, -1), k=k)
         return labels[0].astype(np.int64), np.sqrt(np.maximum(d2[0], 0))
 
+    @_locked
     def save(self, path: Path, **facts: object) -> None:
         """Atomically write the index, then its sidecar (so a crash between leaves a mismatch,
         which reads as stale, never as a wrong-but-trusted index)."""
@@ -121,6 +138,7 @@ class AnnIndex:
             if not sidecar or any(sidecar.get(k) != v for k, v in expect.items()) or sidecar["checksum"] != _checksum(path):
                 return None
             ann = cls.__new__(cls)
+            ann.lock = threading.RLock()
             ann.dim = int(sidecar["dim"])
             ann.index = hnswlib.Index(space="l2", dim=ann.dim)
             ann.index.load_index(str(path), max_elements=int(sidecar["count"]) + 16)

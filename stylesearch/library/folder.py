@@ -34,6 +34,9 @@ class Library:
         except Exception as exc:  # noqa: BLE001 - sqlite3 raises several types for a bad file
             raise StyleSearchError(f"cannot open catalog in {self.folder}: {exc}") from None
         self.ann_path = self.folder / "index.hnsw"
+        self._ann: AnnIndex | None = None  # in memory, valid for _ann_stamp
+        self._ann_stamp: tuple | None = None
+        self._writer_depth = 0
 
     def close(self) -> None:
         self.catalog.close()
@@ -46,15 +49,25 @@ class Library:
 
     @contextmanager
     def writer(self) -> Iterator[None]:
-        """Hold the library's write lock (non-blocking: a second writer gets a clear error)."""
+        """Hold the library's write lock (non-blocking: a second writer gets a clear error).
+        Re-entrant for this object, so the daemon can hold it for its whole life."""
+        if self._writer_depth:
+            self._writer_depth += 1
+            try:
+                yield
+            finally:
+                self._writer_depth -= 1
+            return
         fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise StyleSearchError(f"another stylesearch process is updating {self.folder}; try again when it ends") from None
+            self._writer_depth = 1
             yield
         finally:
+            self._writer_depth = 0
             os.close(fd)
 
     # --- which model the library's vectors come from -------------------------------
@@ -86,19 +99,31 @@ class Library:
         return changed
 
     # --- the ANN index ----------------------------------------------------------------
+    def _stamp(self) -> tuple:
+        return self.model_id, self.catalog.generation
+
     def ann(self, dim: int | None = None, *, rebuild: bool = False) -> AnnIndex:
-        """The saved index if it matches the catalog, else one built from the catalog."""
-        model_id = self.model_id
+        """The index for the catalog as it is: kept in memory, else the saved file if it
+        matches, else built from the catalog."""
+        stamp = self._stamp()
+        if not rebuild and self._ann is not None and self._ann_stamp == stamp:
+            return self._ann
+        model_id, generation = stamp
         dim = dim or self.catalog.vector_dim() or 1
-        if not rebuild and model_id:
-            saved = AnnIndex.load(self.ann_path, model_id=model_id, generation=self.catalog.generation, dim=dim)
-            if saved is not None:
-                return saved
-        ids, vectors = self.catalog.searchable(model_id or "")
-        return AnnIndex.build(ids, vectors, dim)
+        saved = None if rebuild or not model_id else AnnIndex.load(self.ann_path, model_id=model_id, generation=generation, dim=dim)
+        if saved is None:
+            ids, vectors = self.catalog.searchable(model_id or "")
+            saved = AnnIndex.build(ids, vectors, dim)
+        self._ann, self._ann_stamp = saved, stamp
+        return saved
+
+    def keep(self, ann: AnnIndex) -> None:
+        """Say that `ann` now reflects the catalog as committed (a writer updated both)."""
+        self._ann, self._ann_stamp = ann, self._stamp()
 
     def save_ann(self, ann: AnnIndex) -> None:
         ann.save(self.ann_path, model_id=self.model_id, generation=self.catalog.generation)
+        self.keep(ann)
 
     def index_facts(self) -> dict:
         """What the saved index says of itself (empty if there is none), plus its size."""

@@ -51,11 +51,16 @@ def index_paths(
     *,
     retry_failed: bool = False,
     rebuild: bool = False,
+    as_roots: bool = True,
+    save: bool = True,
     on_plan: Callable[[int], None] | None = None,
     on_file: Callable[[bytes], None] | None = None,
 ) -> Summary:
     """Index `targets` (files or folders) with `embedder` (a stylesearch.embed.Embedder).
 
+    Folders given become library roots unless `as_roots` is false (the watcher passes
+    changed sub-folders). `save=False` leaves saving the ANN index to the caller (the daemon
+    saves on a timer); the library's in-memory index is kept current either way.
     `on_plan(n)` is told how many files need work, `on_file(path)` after each one (progress).
     """
     catalog = library.catalog
@@ -64,13 +69,15 @@ def index_paths(
     with library.writer():
         library.use_model(info.model_id, info.path)
         ann = library.ann(embedder.dim, rebuild=rebuild)
-        plan = scan.plan(catalog, [scan.normalise(t) for t in targets], info.model_id, retry_failed=retry_failed)
+        targets = [scan.normalise(t) for t in targets]
+        roots = catalog.roots() + ([t for t in targets if os.path.isdir(t)] if as_roots else [])
+        plan = scan.plan(catalog, targets, info.model_id, roots=roots, retry_failed=retry_failed)
         summary.missing = [os.fsdecode(p) for p in plan.missing]
         summary.unchanged = plan.unchanged
         summary.errors = [(os.fsdecode(p), why) for p, why in plan.unlisted]
 
         with catalog.transaction():
-            for root in plan.roots:
+            for root in plan.roots if as_roots else ():
                 catalog.add_root(root)
             catalog.set_status([r.id for r in plan.offline], "offline")
             catalog.set_status([r.id for r in plan.back_online], "ok")
@@ -102,6 +109,7 @@ def index_paths(
                 with catalog.transaction():
                     done = _record(catalog, ann, summary, job, vector, error, known, vanished, info.model_id)
                     catalog.bump_generation()
+                library.keep(ann)
                 if not done:
                     retry.append(job)
                 elif on_file:
@@ -113,7 +121,9 @@ def index_paths(
             catalog.bump_generation()
         ann.remove(np.array(list(vanished), dtype=np.int64))
         summary.removed = len(vanished)
-        library.save_ann(ann)
+        library.keep(ann)
+        if save:
+            library.save_ann(ann)
     return summary
 
 

@@ -67,14 +67,30 @@ def walk(root: bytes, unlisted: list[tuple[bytes, str]]) -> Iterator[tuple[bytes
             yield path, info if stat.S_ISREG(info.st_mode) else "not a regular file"
 
 
-def plan(catalog: Catalog, targets: list[bytes], model_id: str, *, retry_failed: bool = False) -> Plan:
-    """What to do for each file under `targets` (files or folders)."""
+def owning_root(path: bytes, roots: Iterable[bytes]) -> bytes | None:
+    """The deepest root that is `path` or holds it."""
+    holders = [r for r in roots if path == r or path.startswith(r.rstrip(b"/") + b"/")]
+    return max(holders, key=len) if holders else None
+
+
+def reachable(root: bytes) -> bool:
+    """A root folder that exists and is not an empty mount point (an unmounted drive)."""
+    return os.path.isdir(root) and _has_entries(root)
+
+
+def plan(
+    catalog: Catalog, targets: list[bytes], model_id: str, *, roots: Iterable[bytes] = (), retry_failed: bool = False
+) -> Plan:
+    """What to do for each file under `targets` (files or folders). `roots` are the folders
+    the library watches: a missing path under a reachable root was deleted; under a root
+    that is gone or empty (unmounted), its files are offline."""
     result = Plan()
+    roots = set(roots)
     for target in targets:
         rows = {r.path: r for r in catalog.rows_at(target)}
         if os.path.isdir(target):
             seen = dict(walk(target, result.unlisted))
-            if not seen and rows and not _has_entries(target):
+            if not seen and rows and target in roots and not _has_entries(target):
                 result.offline += [r for r in rows.values() if r.status == "ok"]  # unmounted drive
                 continue
             result.roots.append(target)
@@ -84,10 +100,13 @@ def plan(catalog: Catalog, targets: list[bytes], model_id: str, *, retry_failed:
             except OSError as exc:
                 seen = {target: f"cannot stat: {exc.strerror}"}
         else:
-            if rows:
-                result.offline += [r for r in rows.values() if r.status == "ok"]
-            else:
+            root = owning_root(target, roots)
+            if not rows:
                 result.missing.append(target)
+            elif root is not None and root != target and reachable(root):
+                result.vanished += rows.values()  # deleted under a folder that is there
+            else:
+                result.offline += [r for r in rows.values() if r.status == "ok"]
             continue
         for path, info in seen.items():
             row = rows.pop(path, None)

@@ -56,8 +56,9 @@ def build_graph(library: Library, k: int) -> Graph:
         raise StyleSearchError("a morph needs at least two indexed works: run `stylesearch index PATH` first")
     ann = library.ann(vectors.shape[1])
     k = min(k, len(ids) - 1)
-    ann.index.set_ef(max(GRAPH_EF, k + 1))
-    labels, d2 = ann.index.knn_query(vectors, k=k + 1)
+    with ann.lock:  # the daemon may be adding to the index meanwhile
+        ann.index.set_ef(max(GRAPH_EF, k + 1))
+        labels, d2 = ann.index.knn_query(vectors, k=k + 1)
     position = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
     position[ids] = np.arange(len(ids))
     neighbours, distances = np.empty((len(ids), k), np.int64), np.empty((len(ids), k), np.float32)

@@ -1,0 +1,231 @@
+"""The daemon: one process that owns the library's write lock, keeps the model and the
+index warm, follows the watched folders, and answers the socket protocol (`client.py`).
+
+Threads: the socket server (one per connection), watchdog's observer, the settle loop that
+indexes batches one at a time, and a saver that writes the HNSW file when it is dirty.
+Catalog rows are committed as each file is embedded; the index file is saved every
+`save_every_s` and at shutdown, and rebuilt from the catalog if a crash left it stale.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socketserver
+import threading
+import time
+from pathlib import Path
+
+from ..errors import StyleSearchError, one_line
+from ..library.folder import Library
+from ..library.indexer import index_paths
+from ..search.morph import morph
+from ..search.similar import similar
+from . import client
+from .watcher import Watcher
+
+log = logging.getLogger("stylesearch.daemon")
+
+
+class Service:
+    def __init__(self, library: Library, embedder, *, settle_s: float = 1.0, save_every_s: float = 30.0) -> None:
+        self.library, self.embedder = library, embedder
+        self.settle_s, self.save_every_s = settle_s, save_every_s
+        self.started = time.time()
+        self.index_lock = threading.Lock()  # one batch at a time
+        self.dirty = False
+        self.stats = {"indexed": 0, "images_per_s": 0.0, "last_error": None, "last_batch": None}
+        self.watcher = Watcher(self._index_batch, settle_s=settle_s)
+        self.server: socketserver.ThreadingUnixStreamServer | None = None
+        self.stopping = threading.Event()
+
+    # --- indexing ---------------------------------------------------------------------
+    def _index(self, paths: list[str], *, as_roots: bool) -> dict:
+        with self.index_lock:
+            started = time.monotonic()
+            summary = index_paths(self.library, paths, self.embedder, as_roots=as_roots, save=False)
+            seconds = time.monotonic() - started
+            done = summary.added + summary.updated
+            self.stats["indexed"] += done
+            if done:
+                self.stats["images_per_s"] = round(done / max(seconds, 1e-9), 1)
+            if summary.errors:
+                self.stats["last_error"] = f"{summary.errors[-1][0]}: {summary.errors[-1][1]}"
+            self.stats["last_batch"] = {k: v for k, v in summary.to_dict().items() if k not in ("errors", "missing")}
+            self.dirty = True
+            log.info("indexed %d path(s) in %.2f s: %s", len(paths), seconds, self.stats["last_batch"])
+            return summary.to_dict()
+
+    def _index_batch(self, paths: list[str]) -> None:
+        try:
+            self._index(paths, as_roots=False)
+        except StyleSearchError as exc:
+            self.stats["last_error"] = str(exc)
+            log.error("%s", exc)
+
+    def save(self) -> None:
+        with self.index_lock:
+            if self.dirty:
+                self.library.save_ann(self.library.ann())
+                self.dirty = False
+                log.info("index saved")
+
+    def _saver(self) -> None:
+        while not self.stopping.wait(self.save_every_s):
+            self.save()
+
+    def roots(self) -> list[str]:
+        return [os.fsdecode(r) for r in self.library.catalog.roots()]
+
+    def rescan(self) -> dict:
+        """Reconcile every root with the disk (what changed while nobody watched)."""
+        roots = self.roots()
+        summary = self._index(roots, as_roots=True) if roots else {}
+        self._follow_roots()
+        return summary
+
+    def _follow_roots(self) -> None:
+        """Watch exactly the library's roots (they change with `roots add/remove`)."""
+        roots = set(self.roots())
+        for root in roots - set(self.watcher.watches):
+            self.watcher.watch(root)
+        for root in set(self.watcher.watches) - roots:
+            self.watcher.unwatch(root)
+
+    # --- requests ---------------------------------------------------------------------
+    def handle(self, message: dict):
+        if message.get("v") != client.PROTOCOL_VERSION:
+            raise StyleSearchError(f"protocol version {message.get('v')} not supported (this daemon speaks {client.PROTOCOL_VERSION})")
+        library = message.get("library")
+        if library and Path(library).expanduser().resolve() != self.library.folder.resolve():
+            raise _Unavailable(f"this daemon serves {self.library.folder}, not {library}")
+        op, args = message.get("op"), message.get("args") or {}
+        model = args.get("model")
+        if model and Path(model).expanduser().resolve() != Path(self.embedder.info.path).resolve():
+            raise _Unavailable("this daemon runs another model")
+        embed = lambda _path: self.embedder  # noqa: E731 - the warm model answers every query
+        if op == "status":
+            return self.status()
+        if op == "similar":
+            hits = similar(self.library, args["query"], k=int(args.get("k", 10)), include_self=bool(args.get("include_self")),
+                           distinct=bool(args.get("distinct")), model=self.embedder.info.path, make_embedder=embed)
+            return [h.to_dict() for h in hits]
+        if op == "morph":
+            steps, graph = morph(self.library, args["a"], args["b"], k=int(args.get("k", 5)), steps=args.get("steps"),
+                                 model=self.embedder.info.path, make_embedder=embed)
+            return {"steps": [s.to_dict() for s in steps],
+                    "graph": {"works": len(graph.ids), "k": graph.k, "build_seconds": graph.build_seconds}}
+        if op == "enqueue":
+            paths = [os.path.abspath(p) for p in args.get("paths", [])]
+            if args.get("as_roots"):  # `stylesearch index FOLDER` while the daemon runs
+                with self.index_lock, self.library.catalog.transaction():
+                    for path in filter(os.path.isdir, paths):
+                        self.library.catalog.add_root(os.fsencode(path))
+                self._follow_roots()
+            for path in paths:
+                self.watcher.note(path, os.path.isdir(path), now=True)
+            return {"queued": len(paths)}
+        if op == "rescan":
+            for root in self.roots():
+                self.watcher.note(root, True, now=True)
+            self._follow_roots()
+            return {"queued": len(self.roots())}
+        if op == "forget":
+            with self.index_lock:
+                forgotten = self.library.forget(args.get("paths", []))
+                self.dirty = True
+            self._follow_roots()
+            return {"forgotten": forgotten}
+        if op == "stop":
+            threading.Thread(target=self.shutdown, daemon=True).start()
+            return {}
+        raise StyleSearchError(f"unknown operation {op!r}")
+
+    def status(self) -> dict:
+        return {"pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1), "library": str(self.library.folder),
+                "model_id": self.embedder.info.model_id, "model": str(self.embedder.info.path), "roots": self.roots(),
+                "queue": self.watcher.queue_length, **{k: v for k, v in self.stats.items() if k != "last_batch"},
+                "last_batch": self.stats["last_batch"], "counts": self.library.catalog.counts()}
+
+    # --- life cycle -------------------------------------------------------------------
+    def serve(self, extra_roots: list[str] = ()) -> None:
+        """Run until stopped (SIGTERM, SIGINT, or the `stop` request)."""
+        with self.library.writer():
+            with self.library.catalog.transaction():
+                for root in extra_roots:
+                    self.library.catalog.add_root(os.fsencode(os.path.abspath(root)))
+            self.server = _bind(self)
+            pidfile = client.socket_path().with_name("daemon.pid")
+            pidfile.write_text(str(os.getpid()))
+            if threading.current_thread() is threading.main_thread():  # (tests run it in a thread)
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(sig, lambda *_: threading.Thread(target=self.shutdown, daemon=True).start())
+            self.watcher.start()
+            threading.Thread(target=self._saver, name="saver", daemon=True).start()
+            threading.Thread(target=self._reconcile, name="reconcile", daemon=True).start()
+            log.info("serving %s on %s (pid %d)", self.library.folder, client.socket_path(), os.getpid())
+            try:
+                self.server.serve_forever(poll_interval=0.2)
+            finally:
+                self.watcher.stop()
+                self.save()
+                self.server.server_close()
+                client.socket_path().unlink(missing_ok=True)
+                pidfile.unlink(missing_ok=True)
+                log.info("stopped")
+
+    def _reconcile(self) -> None:
+        try:
+            self.rescan()
+        except StyleSearchError as exc:
+            self.stats["last_error"] = str(exc)
+            log.error("%s", exc)
+
+    def shutdown(self) -> None:
+        if not self.stopping.is_set():
+            self.stopping.set()
+            if self.server is not None:
+                self.server.shutdown()
+
+
+class _Unavailable(Exception):
+    """The request is for another library or model: the caller should work in-process."""
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        for line in self.rfile:
+            try:
+                reply = {"ok": True, "result": self.server.service.handle(json.loads(line))}
+            except _Unavailable as exc:
+                reply = {"ok": False, "unavailable": True, "error": str(exc)}
+            except (StyleSearchError, KeyError, ValueError, TypeError) as exc:
+                reply = {"ok": False, "error": one_line(exc)}
+            except Exception as exc:  # noqa: BLE001 - a query must never take the daemon down
+                log.exception("request failed")
+                reply = {"ok": False, "error": f"internal error: {one_line(exc)}"}
+            self.wfile.write(json.dumps(reply).encode() + b"\n")
+            self.wfile.flush()
+
+
+def _bind(service: Service) -> socketserver.ThreadingUnixStreamServer:
+    """Listen on the socket (mode 0600 in a 0700 folder); refuse if a daemon already answers."""
+    path = client.socket_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.exists():
+        try:
+            info = client.request("status", timeout=2)
+            raise StyleSearchError(f"a stylesearch daemon is already running (pid {info.get('pid')}) on {path}")
+        except client.DaemonUnavailable:
+            path.unlink()  # stale socket from a crash
+    old = os.umask(0o177)
+    try:
+        server = socketserver.ThreadingUnixStreamServer(str(path), _Handler)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    server.daemon_threads = True
+    server.service = service
+    return server
