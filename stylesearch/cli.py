@@ -255,12 +255,12 @@ def morph(state: _State, a: str, b: str, k: int, steps: int | None, sheet: Path 
 
     answer = state.daemon("morph", {"a": os.path.abspath(a), "b": os.path.abspath(b), "k": k, "steps": steps})
     if answer is None:
+        from .search.morph import answer as morph_answer
         from .search.morph import morph as run_morph
 
         with state.library() as lib:
-            path, graph = run_morph(lib, a, b, k=k, steps=steps, model=state.settings.model, make_embedder=state.embedder)
-        answer = {"steps": [s.to_dict() for s in path],
-                  "graph": {"works": len(graph.ids), "k": graph.k, "build_seconds": graph.build_seconds}}
+            answer = morph_answer(*run_morph(lib, a, b, k=k, steps=steps, model=state.settings.model,
+                                             make_embedder=state.embedder))
     path = [Step(s["step"], s["path"], s["distance_to_a"], s["distance_to_b"]) for s in answer["steps"]]
     if as_json:
         for step in path:

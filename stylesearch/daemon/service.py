@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import StyleSearchError, one_line
 from ..library.folder import Library
 from ..library.indexer import index_paths
+from ..search.morph import answer as morph_answer
 from ..search.morph import morph
 from ..search.similar import similar
 from . import client
@@ -113,10 +114,8 @@ class Service:
                            distinct=bool(args.get("distinct")), model=self.embedder.info.path, make_embedder=embed)
             return [h.to_dict() for h in hits]
         if op == "morph":
-            steps, graph = morph(self.library, args["a"], args["b"], k=int(args.get("k", 5)), steps=args.get("steps"),
-                                 model=self.embedder.info.path, make_embedder=embed)
-            return {"steps": [s.to_dict() for s in steps],
-                    "graph": {"works": len(graph.ids), "k": graph.k, "build_seconds": graph.build_seconds}}
+            return morph_answer(*morph(self.library, args["a"], args["b"], k=int(args.get("k", 5)), steps=args.get("steps"),
+                                       model=self.embedder.info.path, make_embedder=embed))
         if op == "enqueue":
             paths = [os.path.abspath(p) for p in args.get("paths", [])]
             if args.get("as_roots"):  # `stylesearch index FOLDER` while the daemon runs

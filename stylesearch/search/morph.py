@@ -49,6 +49,12 @@ class Step:
         return {"step": self.index, "path": self.path, "distance_to_a": round(self.to_a, 6), "distance_to_b": round(self.to_b, 6)}
 
 
+def answer(steps: list[Step], graph: Graph) -> dict:
+    """A morph as plain data: what the daemon sends and the CLI prints."""
+    return {"steps": [s.to_dict() for s in steps],
+            "graph": {"works": len(graph.ids), "k": graph.k, "build_seconds": round(graph.build_seconds, 3)}}
+
+
 def build_graph(library: Library, k: int) -> Graph:
     started = time.perf_counter()
     ids, vectors = library.catalog.searchable(library.model_id or "")
