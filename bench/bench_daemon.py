@@ -11,6 +11,7 @@ real images embedded by the bundled model.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+print = functools.partial(print, flush=True)  # noqa: A001 - progress shows up in logs as it happens
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402

@@ -217,3 +217,18 @@ def test_restart_reconciles_and_sigterm_keeps_everything(tmp_path, tiny_model, s
         assert "f00.png" not in names and "new.png" in names and len(names) == 40
         paths = [p for (p,) in lib.catalog.db.execute("SELECT path FROM files")]
         assert len(paths) == len(set(paths))  # every image indexed exactly once
+
+
+def test_queries_during_indexing_use_the_live_index(running, monkeypatch):
+    """A query that lands between a commit and the index update must not rebuild the index."""
+    service, root, library = running
+    save(drawing(seed=1), root / "a.png")
+    assert wait_for(lambda: paths_in(library) == {"a.png"})
+    live = library.ann()
+    with library.catalog.transaction():
+        library.catalog.bump_generation()  # a commit whose index update has not happened yet
+    from stylesearch.library import folder
+
+    monkeypatch.setattr(folder.AnnIndex, "build", lambda *a: pytest.fail("rebuilt the index during a query"))
+    assert library.ann() is live
+    assert client.request("similar", {"query": str(root / "a.png"), "k": 1, "include_self": True})[0]["distance"] == 0

@@ -106,8 +106,12 @@ class Library:
         """The index for the catalog as it is: kept in memory, else the saved file if it
         matches, else built from the catalog."""
         stamp = self._stamp()
-        if not rebuild and self._ann is not None and self._ann_stamp == stamp:
-            return self._ann
+        if not rebuild and self._ann is not None and self._ann_stamp is not None and self._ann_stamp[0] == stamp[0]:
+            # While this object holds the write lock it is the only writer, and it updates the
+            # in-memory index right after each commit: that copy is the truth (re-reading the
+            # generation here would race with those commits). Other readers check freshness.
+            if self._writer_depth or self._ann_stamp == stamp:
+                return self._ann
         model_id, generation = stamp
         dim = dim or self.catalog.vector_dim() or 1
         saved = None if rebuild or not model_id else AnnIndex.load(self.ann_path, model_id=model_id, generation=generation, dim=dim)
