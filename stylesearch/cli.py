@@ -734,6 +734,7 @@ def evaluate(state: _State, data: str, baseline: bool, tsne: Path | None, seed: 
         click.echo(json.dumps(results))
         return
     table = Table("method", "ACC", "ARI", "NMI", "P@10", "mAP@R", "images", "artists", box=None)
+    table.columns[0].overflow = "fold"  # model ids are long; never cut them
     for method, s in results.items():
         table.add_row(method, *(str(s[k]) for k in ("ACC", "ARI", "NMI", "P@10", "mAP@R", "images", "artists")))
     out.print(table)

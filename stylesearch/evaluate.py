@@ -78,9 +78,10 @@ def tsne_plot(vectors: np.ndarray, labels: list[str], path, seed: int = 0, side:
 
     xy = TSNE(perplexity=min(30, max(2, len(vectors) // 4)), random_state=seed, init="pca").fit_transform(vectors)
     xy = (xy - xy.min(0)) / np.maximum(np.ptp(xy, 0), 1e-9) * (side - 40) + 20
-    names = sorted(set(labels))
-    rng = np.random.default_rng(seed)
-    colours = {n: tuple(int(c) for c in rng.integers(30, 230, 3)) for n in names}
+    from .search.render import palette
+
+    colours = palette(labels)
+    names = sorted(colours)
     img = Image.new("RGB", (side, side + 14 * len(names)), "white")
     draw = ImageDraw.Draw(img)
     for (x, y), name in zip(xy, labels, strict=True):
