@@ -244,3 +244,22 @@ def test_missing_library_is_not_created_by_readers(tmp_path):
     with pytest.raises(StyleSearchError, match="no library"):
         Library(tmp_path / "none")
     assert not (tmp_path / "none").exists()
+
+
+def test_unmounted_root_inside_another_root_is_offline_not_deleted(lib, comics, embedder, tmp_path):
+    inner = comics / "artist1"
+    run(lib, [inner], embedder)
+    run(lib, [comics], embedder)  # two roots, one inside the other
+    assert lib.catalog.counts()["ok"] == 12
+    away = tmp_path / "away"
+    away.mkdir()
+    for path in inner.iterdir():  # the drive is unmounted: an empty mount point stays
+        os.rename(path, away / path.name)
+    every_root = [os.fsdecode(r) for r in lib.catalog.roots()]  # as `stylesearch index` with no paths
+    summary, _ = run(lib, every_root, embedder)
+    assert (summary.removed, summary.offline) == (0, 4)
+    assert lib.catalog.counts() == {"ok": 8, "failed": 0, "offline": 4}
+    for path in away.iterdir():
+        os.rename(path, inner / path.name)
+    summary, embedded = run(lib, every_root, embedder)
+    assert (summary.unchanged, summary.added, embedded) == (12, 0, 0)  # back, counted once, nothing re-embedded

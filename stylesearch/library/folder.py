@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ class Library:
         self._ann: AnnIndex | None = None  # in memory, valid for _ann_stamp
         self._ann_stamp: tuple | None = None
         self._writer_depth = 0
+        self._ann_lock = threading.RLock()
 
     def close(self) -> None:
         self.catalog.close()
@@ -105,25 +107,27 @@ class Library:
     def ann(self, dim: int | None = None, *, rebuild: bool = False) -> AnnIndex:
         """The index for the catalog as it is: kept in memory, else the saved file if it
         matches, else built from the catalog."""
-        stamp = self._stamp()
-        if not rebuild and self._ann is not None and self._ann_stamp is not None and self._ann_stamp[0] == stamp[0]:
-            # While this object holds the write lock it is the only writer, and it updates the
-            # in-memory index right after each commit: that copy is the truth (re-reading the
-            # generation here would race with those commits). Other readers check freshness.
-            if self._writer_depth or self._ann_stamp == stamp:
-                return self._ann
-        model_id, generation = stamp
-        dim = dim or self.catalog.vector_dim() or 1
-        saved = None if rebuild or not model_id else AnnIndex.load(self.ann_path, model_id=model_id, generation=generation, dim=dim)
-        if saved is None:
-            ids, vectors = self.catalog.searchable(model_id or "")
-            saved = AnnIndex.build(ids, vectors, dim)
-        self._ann, self._ann_stamp = saved, stamp
-        return saved
+        with self._ann_lock:  # one build at a time; a query's build never overwrites a writer's index
+            stamp = self._stamp()
+            if not rebuild and self._ann is not None and self._ann_stamp is not None and self._ann_stamp[0] == stamp[0]:
+                # While this object holds the write lock it is the only writer, and it updates
+                # the in-memory index right after each commit: that copy is the truth (re-reading
+                # the generation here would race with those commits). Others check freshness.
+                if self._writer_depth or self._ann_stamp == stamp:
+                    return self._ann
+            model_id, generation = stamp
+            dim = dim or self.catalog.vector_dim() or 1
+            saved = None if rebuild or not model_id else AnnIndex.load(self.ann_path, model_id=model_id, generation=generation, dim=dim)
+            if saved is None:
+                ids, vectors = self.catalog.searchable(model_id or "")
+                saved = AnnIndex.build(ids, vectors, dim)
+            self._ann, self._ann_stamp = saved, stamp
+            return saved
 
     def keep(self, ann: AnnIndex) -> None:
         """Say that `ann` now reflects the catalog as committed (a writer updated both)."""
-        self._ann, self._ann_stamp = ann, self._stamp()
+        with self._ann_lock:
+            self._ann, self._ann_stamp = ann, self._stamp()
 
     def save_ann(self, ann: AnnIndex) -> None:
         ann.save(self.ann_path, model_id=self.model_id, generation=self.catalog.generation)

@@ -106,9 +106,11 @@ def index_paths(
         for load in (hash_or_load, lambda job: load_image(job.path, embedder.size)):
             retry = []
             for job, vector, error in embedder.stream(pending, load):
+                changes = AnnChanges()
                 with catalog.transaction():
-                    done = _record(catalog, ann, summary, job, vector, error, known, vanished, info.model_id)
+                    done = _record(catalog, changes, summary, job, vector, error, known, vanished, info.model_id)
                     catalog.bump_generation()
+                changes.apply(ann)  # only after the commit: the index never holds what the catalog lacks
                 library.keep(ann)
                 if not done:
                     retry.append(job)
@@ -131,7 +133,26 @@ def _vectors(catalog, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(ids, dtype=np.int64), np.stack([catalog.vector(i) for i in ids])
 
 
-def _record(catalog, ann, summary: Summary, job: scan.Job, vector, error, known, vanished, model_id: str) -> bool:
+class AnnChanges:
+    """Index updates collected inside a catalog transaction, applied once it committed."""
+
+    def __init__(self) -> None:
+        self.removed: list[int] = []
+        self.added: list[tuple[int, np.ndarray]] = []
+
+    def remove(self, file_id: int) -> None:
+        self.removed.append(file_id)
+
+    def add(self, file_id: int, vector: np.ndarray) -> None:
+        self.added.append((file_id, vector))
+
+    def apply(self, ann) -> None:
+        ann.remove(np.array(self.removed, dtype=np.int64))
+        if self.added:
+            ann.add(np.array([i for i, _ in self.added]), np.stack([v for _, v in self.added]))
+
+
+def _record(catalog, ann: AnnChanges, summary: Summary, job: scan.Job, vector, error, known, vanished, model_id: str) -> bool:
     """Write one job's outcome to the catalog and the ANN index, and count it. False when
     the vector it meant to reuse is gone (its source changed meanwhile): embed it then."""
     kind = "updated" if job.row else "added"
@@ -140,7 +161,7 @@ def _record(catalog, ann, summary: Summary, job: scan.Job, vector, error, known,
     if error is not None:
         catalog.put(job.path, job.size, job.mtime_ns, job.hash, error=error)
         if job.row:
-            ann.remove(np.array([job.row.id]))
+            ann.remove(job.row.id)
         summary.failed += 1
         summary.errors.append((os.fsdecode(job.path), error))
         return True
@@ -152,7 +173,7 @@ def _record(catalog, ann, summary: Summary, job: scan.Job, vector, error, known,
             del vanished[source]
             if job.row:
                 catalog.delete([job.row.id])
-                ann.remove(np.array([job.row.id]))
+                ann.remove(job.row.id)
             catalog.move(source, job.path, job.size, job.mtime_ns)
             summary.moved += 1
             return True
@@ -165,6 +186,6 @@ def _record(catalog, ann, summary: Summary, job: scan.Job, vector, error, known,
             return False
     file_id = catalog.put(job.path, job.size, job.mtime_ns, job.hash, vector=vector, model_id=model_id)
     known.setdefault(job.hash, file_id)
-    ann.add(np.array([file_id]), vector.reshape(1, -1))
+    ann.add(file_id, vector)
     setattr(summary, kind, getattr(summary, kind) + 1)
     return True

@@ -67,9 +67,14 @@ def walk(root: bytes, unlisted: list[tuple[bytes, str]]) -> Iterator[tuple[bytes
             yield path, info if stat.S_ISREG(info.st_mode) else "not a regular file"
 
 
+def is_under(path: bytes, folder: bytes) -> bool:
+    """`path` is `folder` itself or lies somewhere below it."""
+    return path == folder or path.startswith(folder.rstrip(b"/") + b"/")
+
+
 def owning_root(path: bytes, roots: Iterable[bytes]) -> bytes | None:
     """The deepest root that is `path` or holds it."""
-    holders = [r for r in roots if path == r or path.startswith(r.rstrip(b"/") + b"/")]
+    holders = [r for r in roots if is_under(path, r)]
     return max(holders, key=len) if holders else None
 
 
@@ -82,32 +87,32 @@ def plan(
     catalog: Catalog, targets: list[bytes], model_id: str, *, roots: Iterable[bytes] = (), retry_failed: bool = False
 ) -> Plan:
     """What to do for each file under `targets` (files or folders). `roots` are the folders
-    the library watches: a missing path under a reachable root was deleted; under a root
-    that is gone or empty (unmounted), its files are offline."""
+    the library watches. A file no longer on disk was deleted if its (deepest) root is
+    reachable; if that root is gone or an empty mount point (an unmounted drive), or the
+    folder holding it could not be listed, the file is offline, never deleted."""
     result = Plan()
     roots = set(roots)
+    away = {r for r in roots if not reachable(r)}
+    targets = [t for t in dict.fromkeys(targets) if not any(t != o and is_under(t, o) for o in targets)]  # outer walks cover inner
+
+    def kept_offline(path: bytes) -> bool:
+        return owning_root(path, roots) in away or any(is_under(path, folder) for folder, _ in result.unlisted)
+
     for target in targets:
         rows = {r.path: r for r in catalog.rows_at(target)}
         if os.path.isdir(target):
             seen = dict(walk(target, result.unlisted))
-            if not seen and rows and target in roots and not _has_entries(target):
-                result.offline += [r for r in rows.values() if r.status == "ok"]  # unmounted drive
-                continue
             result.roots.append(target)
         elif os.path.lexists(target):
             try:
                 seen = {target: os.stat(target)}
             except OSError as exc:
                 seen = {target: f"cannot stat: {exc.strerror}"}
-        else:
-            root = owning_root(target, roots)
-            if not rows:
-                result.missing.append(target)
-            elif root is not None and root != target and reachable(root):
-                result.vanished += rows.values()  # deleted under a folder that is there
-            else:
-                result.offline += [r for r in rows.values() if r.status == "ok"]
+        elif not rows:
+            result.missing.append(target)
             continue
+        else:
+            seen = {}
         for path, info in seen.items():
             row = rows.pop(path, None)
             if isinstance(info, str):
@@ -121,7 +126,7 @@ def plan(
             else:
                 result.jobs.append(Job(path, info.st_size, info.st_mtime_ns, row))
         for row in rows.values():  # in the catalog, not seen now
-            if not any(row.path.startswith(folder.rstrip(b"/") + b"/") for folder, _ in result.unlisted):
+            if not kept_offline(row.path) and (owning_root(row.path, roots) is not None or os.path.isdir(target)):
                 result.vanished.append(row)
             elif row.status == "ok":
                 result.offline.append(row)
