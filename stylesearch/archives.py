@@ -7,7 +7,6 @@ are bounded before anything is decompressed.
 
 from __future__ import annotations
 
-import io
 import re
 import zipfile
 from typing import BinaryIO
@@ -39,7 +38,7 @@ def is_page(name: str) -> bool:
 def read_cover(path: str, fh: BinaryIO, ext: str, target: int = 0) -> bytes | Image.Image:
     """The cover's encoded bytes (ZIP, RAR) or rendered image (PDF)."""
     if ext in PDF_EXTS:
-        return _pdf_cover(fh, target)
+        return _pdf_cover(path, target)
     if zipfile.is_zipfile(fh):  # many .cbr files are really zips, and the other way round
         return _zip_cover(fh)
     fh.seek(0)
@@ -107,14 +106,14 @@ def _rar_cover(path: str) -> bytes:
         raise ImageLoadError(f"corrupt archive: {one_line(exc)}") from None
 
 
-def _pdf_cover(fh: BinaryIO, target: int) -> Image.Image:
+def _pdf_cover(path: str, target: int) -> Image.Image:
+    """First page rendered by PDFium, which reads the file lazily (never all of it)."""
     try:
         import pypdfium2 as pdfium
     except ImportError:
         raise ImageLoadError("PDF covers need the optional extra: pip install 'stylesearch[pdf]'") from None
     try:
-        fh.seek(0)
-        doc = pdfium.PdfDocument(io.BytesIO(fh.read()))
+        doc = pdfium.PdfDocument(path)
         try:
             if len(doc) == 0:
                 raise ImageLoadError("PDF has no pages")

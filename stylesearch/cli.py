@@ -117,10 +117,13 @@ def index(state: _State, paths: tuple[str, ...], rebuild: bool, retry_failed: bo
     """
     from .library.indexer import index_paths
 
-    if batch_size < 1:
-        raise StyleSearchError("--batch-size must be at least 1")
-    if not rebuild and (queued := state.daemon("enqueue" if paths else "rescan",
-                                                   {"paths": [os.path.abspath(p) for p in paths], "as_roots": True})):
+    if batch_size < 1 or (workers is not None and workers < 1):
+        raise StyleSearchError("--batch-size and --workers must be at least 1")
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if missing and len(missing) == len(paths):
+        raise StyleSearchError(f"path not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    request = {"paths": [os.path.abspath(p) for p in paths if p not in missing], "as_roots": True, "retry_failed": retry_failed}
+    if not rebuild and not missing and (queued := state.daemon("enqueue" if paths else "rescan", request)):
         message = {"queued": queued["queued"], "daemon": True}
         click.echo(json.dumps(message)) if as_json else out.print(
             f"The running daemon will index {queued['queued']} path(s); see `stylesearch daemon status`.")
@@ -176,10 +179,18 @@ _PICTURE_OPTIONS = [
 ]
 
 
-def _picture_options(fn):
-    for option in reversed(_PICTURE_OPTIONS):
-        fn = option(fn)
-    return fn
+def _stack(options: list):
+    """A decorator applying a shared list of click options, in order."""
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+_picture_options = _stack(_PICTURE_OPTIONS)
 
 
 def _pictures(tiles: list, title: str, sheet: Path | None, html_out: Path | None, columns: int = 5) -> None:
@@ -297,13 +308,19 @@ def style_map(state: _State, html_out: Path | None, png: Path | None, color_by: 
 
     if not (html_out or png):
         raise StyleSearchError("give --html FILE and/or --png FILE")
+    if limit < 1:
+        raise StyleSearchError("--limit must be at least 1")
     with state.library() as lib:
         ids, vectors = lib.catalog.searchable(lib.model_id or "")
-        paths = lib.catalog.ok_paths(ids)
+        if under:
+            inside = set(lib.catalog.ok_paths_under(normalise(under)))
+            keep = [i for i, file_id in enumerate(ids) if file_id in inside]
+        else:
+            keep = list(range(len(ids)))
+        if len(keep) > limit:  # sample first: only the drawn works' paths are fetched
+            keep = sorted(np.random.default_rng(seed).choice(keep, limit, replace=False))
+        paths = lib.catalog.ok_paths(ids[keep])
         roots = lib.catalog.roots()
-    keep = [i for i, file_id in enumerate(ids) if not under or paths[file_id].startswith(normalise(under).rstrip(b"/") + b"/")]
-    if len(keep) > limit:
-        keep = sorted(np.random.default_rng(seed).choice(keep, limit, replace=False))
     if not keep:
         raise StyleSearchError("no indexed works to draw" + (f" below {under}" if under else ""))
     names = [os.fsdecode(paths[ids[i]]) for i in keep]
@@ -319,10 +336,13 @@ def style_map(state: _State, html_out: Path | None, png: Path | None, color_by: 
 
 
 def _group(path: str, color_by: str, roots: list[bytes]) -> str:
+    from .library.scan import owning_root
+
     if color_by == "folder":
         return os.path.basename(os.path.dirname(path))
     if color_by == "root":
-        return next((os.fsdecode(r) for r in roots if os.fsencode(path).startswith(r.rstrip(b"/") + b"/")), "other")
+        root = owning_root(os.fsencode(path), roots)
+        return os.fsdecode(root) if root else "other"
     return "all"
 
 
@@ -349,7 +369,7 @@ def embed(state: _State, paths: tuple[str, ...], output: Path, batch_size: int) 
         err.print(f"skipped {os.fsdecode(folder)}: {reason}", markup=False)
     embedder = state.embedder(batch_size=batch_size)
     names, vectors = [], []
-    for path, vector, error in embedder.stream(files, lambda p: _load(p, embedder.size)):
+    for path, vector, error in embedder.stream(files):
         if error:
             err.print(f"failed: {os.fsdecode(path)}: {error}", markup=False)
         else:
@@ -363,18 +383,13 @@ def embed(state: _State, paths: tuple[str, ...], output: Path, batch_size: int) 
     err.print(f"Wrote {len(vectors)} vectors ({embedder.dim}-d, model {embedder.info.model_id}) to {output}")
 
 
-def _load(path: bytes, size: int):
-    from .imaging import load_image
-
-    return load_image(path, size)
-
-
 @cli.command()
 @click.option("--failed", is_flag=True, help="List the files that could not be indexed, with the reason.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_state
 def status(state: _State, failed: bool, as_json: bool) -> None:
     """Show the library: folder, model, file counts, watched roots, index size."""
+    from .library.scan import reachable
     from .model.locate import resolve_model_path
 
     with state.library() as lib:
@@ -385,7 +400,7 @@ def status(state: _State, failed: bool, as_json: bool) -> None:
             "model": {"path": str(model_path), "library_model_id": lib.model_id,
                       "matches_library": lib.known_model_id(model_path) is not None or lib.model_id is None},
             "counts": lib.catalog.counts(),
-            "roots": [{"path": os.fsdecode(r), "reachable": os.path.isdir(r)} for r in lib.catalog.roots()],
+            "roots": [{"path": os.fsdecode(r), "reachable": reachable(r)} for r in lib.catalog.roots()],
             "index": {"vectors": facts.get("live", 0), "bytes": facts.get("bytes", 0),
                       "fresh": facts.get("generation") == lib.catalog.generation},
         }
@@ -415,7 +430,8 @@ def status(state: _State, failed: bool, as_json: bool) -> None:
 def forget(state: _State, paths: tuple[str, ...], as_json: bool) -> None:
     """Remove PATHS (files, or folders and everything below) from the library.
 
-    Files on disk are not touched; a forgotten folder is also no longer re-indexed.
+    Files on disk are not touched. A forgotten root stops being watched; files inside a
+    folder that is still watched come back at its next scan.
     """
     answer = state.daemon("forget", {"paths": [os.path.abspath(p) for p in paths]})
     if answer is not None:
@@ -542,8 +558,10 @@ def roots() -> None:
 @pass_state
 def roots_list(state: _State, as_json: bool) -> None:
     """List the watched folders."""
+    from .library.scan import reachable
+
     with state.library() as lib:
-        found = [{"path": os.fsdecode(r), "reachable": os.path.isdir(r)} for r in lib.catalog.roots()]
+        found = [{"path": os.fsdecode(r), "reachable": reachable(r)} for r in lib.catalog.roots()]
     if as_json:
         click.echo(json.dumps(found))
         return
@@ -624,10 +642,7 @@ _TRAIN_RUN_OPTIONS = [
 ]
 
 
-def _train_run_options(fn):
-    for option in reversed(_TRAIN_RUN_OPTIONS):
-        fn = option(fn)
-    return fn
+_train_run_options = _stack(_TRAIN_RUN_OPTIONS)
 
 
 def _run_options(state: _State, resume: bool, checkpoint_minutes: float, max_steps: int | None, as_json: bool):

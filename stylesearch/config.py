@@ -44,6 +44,9 @@ class Settings:
 def resolve(library: str | None = None, model: str | None = None, device: str | None = None) -> Settings:
     """Merge options, environment and settings file into one Settings."""
     file = _file_settings()
+    for key in ("library", "model", "device"):
+        if key in file and not isinstance(file[key], str):
+            raise StyleSearchError(f"settings file {settings_path()}: {key} must be a string")
 
     def pick(option: str | None, env: str, key: str) -> str | None:
         return option or os.environ.get(env) or file.get(key)

@@ -85,7 +85,9 @@ def test_embed_writes_paths_and_vectors(runner, comics, tmp_path):
         (False, ["--model", "/no/model.pt", "index", "."], "model file not found"),
         (True, ["similar", "{comics}/artist0/page0.png", "-k", "0"], "-k must be at least 1"),
         (False, ["embed", "/no/such/dir", "-o", "x.npz"], "path not found"),
-        (True, ["index", "{comics}", "--batch-size", "0"], "--batch-size must be at least 1"),
+        (True, ["index", "{comics}", "--batch-size", "0"], "--batch-size and --workers must be at least 1"),
+        (True, ["index", "{comics}", "--workers", "-1"], "--batch-size and --workers must be at least 1"),
+        (True, ["map", "--png", "m.png", "--limit", "0"], "--limit must be at least 1"),
     ],
 )
 def test_expected_errors_are_one_line_with_exit_1(runner, comics, indexed, args, message):
@@ -103,3 +105,16 @@ def test_console_script_errors_without_traceback(env, tmp_path):
     proc = subprocess.run([script, "similar", str(broken)], capture_output=True, text=True, env=os.environ)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("Error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bad_settings_file_and_half_missing_index_are_one_line(runner, comics, env, tmp_path, monkeypatch):
+    assert invoke(runner, "index", comics).exit_code == 0
+    (env / "index.hnsw").unlink()  # the sidecar stays: status reports a stale index, no crash
+    status = invoke(runner, "status", "--json")
+    assert status.exit_code == 0 and json.loads(status.output)["index"]["fresh"] is False
+    settings = tmp_path / "settings.toml"
+    settings.write_text("library = 5\n")
+    monkeypatch.setenv("STYLESEARCH_CONFIG", str(settings))
+    monkeypatch.delenv("STYLESEARCH_LIBRARY")
+    result = invoke(runner, "status")
+    assert result.exit_code == 1 and "library must be a string" in result.output

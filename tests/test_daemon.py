@@ -232,3 +232,33 @@ def test_queries_during_indexing_use_the_live_index(running, monkeypatch):
     monkeypatch.setattr(folder.AnnIndex, "build", lambda *a: pytest.fail("rebuilt the index during a query"))
     assert library.ann() is live
     assert client.request("similar", {"query": str(root / "a.png"), "k": 1, "include_self": True})[0]["distance"] == 0
+
+
+def test_root_inside_a_hidden_folder_is_followed(tmp_path, embedder, socket_env):
+    root = tmp_path / ".local" / "share" / "Comics"  # hidden above the root, not below it
+    root.mkdir(parents=True)
+    library = Library(tmp_path / "lib", create=True)
+    service = Service(library, embedder, settle_s=SETTLE)
+    thread = threading.Thread(target=service.serve, args=([str(root)],), daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: socket_env.exists() and service.watcher.watches)
+        save(drawing(seed=1), root / "a.png")
+        save(drawing(seed=2), root / ".cache" / "thumb.png")  # hidden below the root: skipped
+        assert wait_for(lambda: paths_in(library) == {"a.png"})
+    finally:
+        service.shutdown()
+        thread.join(timeout=30)
+        library.close()
+
+
+def test_root_moved_away_and_back_is_noticed_without_a_rescan(running, tmp_path):
+    service, root, library = running
+    save(drawing(seed=8), root / "kept.png")
+    assert wait_for(lambda: paths_in(library) == {"kept.png"})
+    os.rename(root, tmp_path / "elsewhere")
+    assert wait_for(lambda: paths_in(library, "offline") == {"kept.png"})
+    os.rename(tmp_path / "elsewhere", root)
+    assert wait_for(lambda: paths_in(library) == {"kept.png"})
+    save(drawing(seed=9), root / "after.png")  # watched again after coming back
+    assert wait_for(lambda: paths_in(library) == {"kept.png", "after.png"})

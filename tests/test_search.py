@@ -205,3 +205,13 @@ def test_gallery_and_map_render_in_a_real_browser(env, comics, tmp_path):
         dom = subprocess.run([CHROMIUM, *flags, "--virtual-time-budget=3000", "--dump-dom", (tmp_path / page).as_uri()],
                              capture_output=True, text=True, timeout=120).stdout
         assert dom.count("data:image/jpeg;base64,") == expected
+
+
+def test_damaged_graph_cache_is_rebuilt(line):
+    lib, root, embedder = line
+    morph(lib, root / "w0.png", root / "w9.png", k=1, make_embedder=lambda _: embedder)
+    cache = lib.folder / "graph-k1.npz"
+    for damage in (cache.read_bytes()[:300], b""):
+        cache.write_bytes(damage)
+        steps, _ = morph(lib, root / "w0.png", root / "w9.png", k=1, make_embedder=lambda _: embedder)
+        assert len(steps) == 10

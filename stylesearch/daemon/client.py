@@ -12,8 +12,8 @@ Operations (args -> result):
     status   {}                                   -> {pid, uptime_s, library, model_id, roots, queue, images_per_s, last_error, indexed}
     similar  {query, k, include_self, distinct}   -> [{rank, distance, path}, ...]
     morph    {a, b, k, steps}                     -> {"steps": [{step, path, distance_to_a, distance_to_b}], "graph": {...}}
-    enqueue  {paths: [...], as_roots}             -> {queued: n}     index these files/folders soon (folders
-                                                                     become watched roots with as_roots)
+    enqueue  {paths, as_roots, retry_failed}      -> {queued: n}     index these files/folders now, in the
+                                                                     background (folders become roots with as_roots)
     rescan   {}                                   -> {queued: n}     reconcile every root now, follow root changes
     forget   {paths: [...]}                       -> {forgotten: n}  drop files/folders from the library
     stop     {}                                   -> {}              shut down cleanly
@@ -58,15 +58,21 @@ def request(op: str, args: dict | None = None, *, library: str | None = None, ti
     message = {"v": PROTOCOL_VERSION, "op": op, "args": args or {}}
     if library:
         message["library"] = str(library)
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(timeout)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        try:
             conn.connect(str(path))
+        except OSError as exc:  # no socket, or nobody listening on it
+            raise DaemonUnavailable(f"no stylesearch daemon at {path} ({exc.__class__.__name__})") from None
+        try:  # connected: from here on, trouble is the daemon's answer, not its absence
             conn.sendall(json.dumps(message).encode() + b"\n")
             with conn.makefile("rb") as stream:
                 line = stream.readline()
-    except OSError as exc:  # missing socket, refused, timed out
-        raise DaemonUnavailable(f"no stylesearch daemon at {path} ({exc.__class__.__name__})") from None
+        except TimeoutError:
+            raise DaemonError(f"the daemon did not answer within {timeout:.0f} s (busy indexing?); "
+                              "see `stylesearch daemon status`") from None
+        except OSError as exc:
+            raise DaemonError(f"lost the connection to the daemon ({exc.__class__.__name__})") from None
     if not line:
         raise DaemonUnavailable("the daemon closed the connection")
     reply = json.loads(line)

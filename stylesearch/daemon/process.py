@@ -91,4 +91,4 @@ def tail(lines: int) -> list[str]:
     path = log_file()
     if not path.is_file():
         return []
-    return path.read_text(errors="replace").splitlines()[-lines:]
+    return path.read_text(errors="replace").splitlines()[-lines:] if lines > 0 else []

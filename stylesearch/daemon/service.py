@@ -43,10 +43,10 @@ class Service:
         self.stopping = threading.Event()
 
     # --- indexing ---------------------------------------------------------------------
-    def _index(self, paths: list[str], *, as_roots: bool) -> dict:
+    def _index(self, paths: list[str], *, as_roots: bool, retry_failed: bool = False) -> dict:
         with self.index_lock:
             started = time.monotonic()
-            summary = index_paths(self.library, paths, self.embedder, as_roots=as_roots, save=False)
+            summary = index_paths(self.library, paths, self.embedder, as_roots=as_roots, save=False, retry_failed=retry_failed)
             seconds = time.monotonic() - started
             done = summary.added + summary.updated
             self.stats["indexed"] += done
@@ -59,12 +59,15 @@ class Service:
             log.info("indexed %d path(s) in %.2f s: %s", len(paths), seconds, self.stats["last_batch"])
             return summary.to_dict()
 
-    def _index_batch(self, paths: list[str]) -> None:
+    def _index_batch(self, paths: list[str], *, as_roots: bool = False, retry_failed: bool = False) -> None:
+        """Index one batch; any failure is logged and shown by `daemon status`, never fatal.
+        Rows committed before a failure stay, and the index is marked for saving."""
         try:
-            self._index(paths, as_roots=False)
-        except StyleSearchError as exc:
-            self.stats["last_error"] = str(exc)
-            log.error("%s", exc)
+            self._index(paths, as_roots=as_roots, retry_failed=retry_failed)
+        except Exception as exc:  # noqa: BLE001 - the daemon must outlive a bad batch
+            self.stats["last_error"] = one_line(exc)
+            self.dirty = True
+            log.exception("indexing %d path(s) failed", len(paths))
 
     def save(self) -> None:
         with self.index_lock:
@@ -79,13 +82,6 @@ class Service:
 
     def roots(self) -> list[str]:
         return [os.fsdecode(r) for r in self.library.catalog.roots()]
-
-    def rescan(self) -> dict:
-        """Reconcile every root with the disk (what changed while nobody watched)."""
-        roots = self.roots()
-        summary = self._index(roots, as_roots=True) if roots else {}
-        self._follow_roots()
-        return summary
 
     def _follow_roots(self) -> None:
         """Watch exactly the library's roots (they change with `roots add/remove`)."""
@@ -116,15 +112,14 @@ class Service:
         if op == "morph":
             return morph_answer(*morph(self.library, args["a"], args["b"], k=int(args.get("k", 5)), steps=args.get("steps"),
                                        model=self.embedder.info.path, make_embedder=embed))
-        if op == "enqueue":
+        if op == "enqueue":  # `stylesearch index PATH...` while the daemon runs: no settle wait
             paths = [os.path.abspath(p) for p in args.get("paths", [])]
-            if args.get("as_roots"):  # `stylesearch index FOLDER` while the daemon runs
-                with self.index_lock, self.library.catalog.transaction():
-                    for path in filter(os.path.isdir, paths):
-                        self.library.catalog.add_root(os.fsencode(path))
+
+            def run() -> None:
+                self._index_batch(paths, as_roots=bool(args.get("as_roots")), retry_failed=bool(args.get("retry_failed")))
                 self._follow_roots()
-            for path in paths:
-                self.watcher.note(path, os.path.isdir(path), now=True)
+
+            threading.Thread(target=run, name="enqueue", daemon=True).start()
             return {"queued": len(paths)}
         if op == "rescan":
             for root in self.roots():
@@ -145,8 +140,7 @@ class Service:
     def status(self) -> dict:
         return {"pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1), "library": str(self.library.folder),
                 "model_id": self.embedder.info.model_id, "model": str(self.embedder.info.path), "roots": self.roots(),
-                "queue": self.watcher.queue_length, **{k: v for k, v in self.stats.items() if k != "last_batch"},
-                "last_batch": self.stats["last_batch"], "counts": self.library.catalog.counts()}
+                "queue": self.watcher.queue_length, **self.stats, "counts": self.library.catalog.counts()}
 
     # --- life cycle -------------------------------------------------------------------
     def serve(self, extra_roots: list[str] = ()) -> None:
@@ -176,9 +170,10 @@ class Service:
                 log.info("stopped")
 
     def _reconcile(self) -> None:
+        self._index_batch(self.roots(), as_roots=True)
         try:
-            self.rescan()
-        except StyleSearchError as exc:
+            self._follow_roots()
+        except StyleSearchError as exc:  # e.g. the inotify limit
             self.stats["last_error"] = str(exc)
             log.error("%s", exc)
 

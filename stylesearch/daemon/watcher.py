@@ -24,13 +24,15 @@ from ..formats import is_supported
 
 log = logging.getLogger("stylesearch.daemon")
 TEMP_SUFFIXES = (".part", ".crdownload", ".download", ".tmp", ".partial", ".swp", "~")
+ROOT_CHECK_S = 2.0
 INOTIFY_HINT = "raise it with: sudo sysctl fs.inotify.max_user_watches=524288 (and add it to /etc/sysctl.conf)"
 
 
-def interesting(path: str, is_directory: bool) -> bool:
-    """Worth a look: not hidden, not a temporary download, a supported file or a folder."""
-    parts = path.split(os.sep)
-    if any(p.startswith(".") for p in parts if p):
+def interesting(path: str, is_directory: bool, root: str = os.sep) -> bool:
+    """Worth a look: nothing hidden below `root` (a root may itself sit in a hidden folder),
+    not a temporary download, a supported file or a folder."""
+    parts = os.path.relpath(path, root).split(os.sep)
+    if any(p.startswith(".") and p not in (".", "..") for p in parts):
         return False
     name = parts[-1]
     if name.endswith(TEMP_SUFFIXES):
@@ -58,6 +60,7 @@ class Watcher:
         self.lock = threading.Lock()
         self.observer = Observer()
         self.watches: dict[str, object] = {}
+        self.missing_roots: set[str] = set()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._settle_loop, name="settle", daemon=True)
 
@@ -70,7 +73,11 @@ class Watcher:
         self.thread.start()
 
     def watch(self, root: str) -> None:
-        if root in self.watches or not os.path.isdir(root):
+        if root in self.watches:
+            return
+        if not os.path.isdir(root):  # offline now: followed by _check_roots until it returns
+            self.watches[root] = None
+            self.missing_roots.add(root)
             return
         try:
             self.watches[root] = self.observer.schedule(_Handler(self.note), root, recursive=True)
@@ -81,12 +88,17 @@ class Watcher:
 
     def unwatch(self, root: str) -> None:
         watch = self.watches.pop(root, None)
+        self.missing_roots.discard(root)
         if watch is not None:
-            self.observer.unschedule(watch)
+            try:
+                self.observer.unschedule(watch)
+            except KeyError:  # its folder vanished: watchdog already dropped the watch
+                pass
 
     def note(self, path: str, is_directory: bool = False, *, now: bool = False) -> None:
         """Something changed at `path`; `now` skips the settle wait (explicit enqueue)."""
-        if not interesting(path, is_directory):
+        root = max((r for r in self.watches if path == r or path.startswith(r.rstrip(os.sep) + os.sep)), key=len, default=os.sep)
+        if not interesting(path, is_directory, root):
             return
         with self.lock:
             self.pending[path] = (0.0 if now else time.monotonic(), _identity(path))
@@ -114,8 +126,27 @@ class Watcher:
                     break
         return coalesce(ready)
 
+    def _check_roots(self) -> None:
+        """inotify says nothing useful when a watched root itself is unmounted or moved away,
+        nor when it comes back: look, and re-watch a root that returned."""
+        for root in list(self.watches):
+            present = os.path.isdir(root)
+            if present == (root not in self.missing_roots):
+                continue
+            if present:
+                self.missing_roots.discard(root)
+                self.unwatch(root)
+                self.watch(root)
+            else:
+                self.missing_roots.add(root)
+            self.note(root, True, now=True)
+
     def _settle_loop(self) -> None:
+        last_check = 0.0
         while not self.stopping.is_set():
+            if time.monotonic() - last_check > ROOT_CHECK_S:
+                self._check_roots()
+                last_check = time.monotonic()
             batch = self._settled()
             if batch:
                 try:

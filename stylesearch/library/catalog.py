@@ -196,6 +196,12 @@ class Catalog:
         marks = ",".join("?" * len(ids))
         return dict(self.db.execute(f"SELECT id, path FROM files WHERE status='ok' AND id IN ({marks})", ids))
 
+    def ok_paths_under(self, folder: bytes) -> dict[int, bytes]:
+        """id -> path of the searchable files at or below `folder`."""
+        lo, hi = under(folder)
+        query = "SELECT id, path FROM files WHERE status='ok' AND (path=? OR (path>=? AND path<?))"
+        return dict(self.db.execute(query, (folder, lo, hi)))
+
     def counts(self) -> dict[str, int]:
         found = dict(self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
         return {s: found.get(s, 0) for s in STATUSES}

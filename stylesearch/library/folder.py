@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import StyleSearchError
 from .ann import AnnIndex
 from .catalog import Catalog
-from .scan import normalise
+from .scan import is_under, normalise
 
 
 class Library:
@@ -77,25 +77,28 @@ class Library:
     def model_id(self) -> str | None:
         return self.catalog.get_meta("model_id")
 
-    def known_model_id(self, model_path: Path) -> str | None:
-        """The id of `model_path` if it is the file the library was last indexed with
-        (same path, size and mtime), answered without loading torch."""
+    @staticmethod
+    def _model_file(model_path: Path) -> str | None:
+        """Path, size and mtime of a model file: if these match, so does its id."""
         try:
             st = model_path.stat()
         except OSError:
             return None
-        if self.catalog.get_meta("model_file") == f"{model_path}|{st.st_size}|{st.st_mtime_ns}":
-            return self.model_id
-        return None
+        return f"{model_path}|{st.st_size}|{st.st_mtime_ns}"
+
+    def known_model_id(self, model_path: Path) -> str | None:
+        """The id of `model_path` if it is the file the library was last indexed with,
+        answered without loading torch."""
+        stamp = self._model_file(model_path)
+        return self.model_id if stamp and self.catalog.get_meta("model_file") == stamp else None
 
     def use_model(self, model_id: str, model_path: Path) -> bool:
         """Record the model about to write vectors; True if it differs from the last one
         (its vectors then leave the index until re-embedded: models are never mixed)."""
-        st = model_path.stat()
         changed = self.model_id != model_id
         with self.catalog.transaction():
             self.catalog.set_meta("model_id", model_id)
-            self.catalog.set_meta("model_file", f"{model_path}|{st.st_size}|{st.st_mtime_ns}")
+            self.catalog.set_meta("model_file", self._model_file(model_path) or "")
             if changed:
                 self.catalog.bump_generation()
         return changed
@@ -136,11 +139,12 @@ class Library:
     def index_facts(self) -> dict:
         """What the saved index says of itself (empty if there is none), plus its size."""
         facts = AnnIndex.facts(self.ann_path)
-        return {**facts, "bytes": self.ann_path.stat().st_size} if facts else {}
+        return {**facts, "bytes": self.ann_path.stat().st_size} if facts and self.ann_path.is_file() else {}
 
     def forget(self, paths: Iterable[str | os.PathLike]) -> int:
         """Drop files (or folders and all below) from catalog and index; files on disk stay.
-        Forgotten folders are no longer roots. Returns how many files were forgotten."""
+        Roots at or below a forgotten path are no longer watched; files below a root that
+        stays are found again by its next scan. Returns how many files were forgotten."""
         with self.writer():
             ann = self.ann()
             forgotten = 0
@@ -151,7 +155,7 @@ class Library:
                     ann.remove(ids)
                     forgotten += len(ids)
                     for root in self.catalog.roots():
-                        if root == target or root.startswith(target.rstrip(b"/") + b"/"):
+                        if is_under(root, target):
                             self.catalog.remove_root(root)
                 self.catalog.bump_generation()
             self.save_ann(ann)

@@ -10,7 +10,9 @@ changes, so a morph at 100k works costs one Dijkstra, not a graph build.
 from __future__ import annotations
 
 import os
+import threading
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,16 +82,19 @@ def cached_graph(library: Library, k: int) -> Graph:
     path = library.folder / f"graph-k{k}.npz"
     stamp = f"{library.model_id}|{library.catalog.generation}"
     try:
-        with np.load(path) as saved:
+        with open(path, "rb") as fh, np.load(fh) as saved:  # (our handle: closed even if damaged)
             if str(saved["stamp"]) == stamp:
                 return Graph(saved["ids"], saved["neighbours"], saved["distances"], float(saved["build_seconds"]))
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # missing or damaged: rebuild
         pass
     graph = build_graph(library, k)
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.npz")  # one per writer
     try:
-        np.savez(tmp, ids=graph.ids, neighbours=graph.neighbours, distances=graph.distances,
-                 build_seconds=graph.build_seconds, stamp=stamp)
+        with open(tmp, "wb") as fh:
+            np.savez(fh, ids=graph.ids, neighbours=graph.neighbours, distances=graph.distances,
+                     build_seconds=graph.build_seconds, stamp=stamp)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError:  # a read-only library still answers, it just cannot cache
         tmp.unlink(missing_ok=True)
