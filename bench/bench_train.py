@@ -2,8 +2,8 @@
 with and without SimCLR pre-training, scored on unseen styles (held-out artists) and seen
 styles (new images of training artists), beside simple baselines.
 
-    .venv/bin/python bench/fetch_emoji_styles.py          # 12 emoji styles x 120 subjects
-    .venv/bin/python bench/bench_train.py --data bench/out/emoji
+    .venv/bin/python models/recipe/build_corpus.py --out bench/out/corpus --sources emoji --side 96
+    .venv/bin/python bench/bench_train.py --data bench/out/corpus/emoji     # 12 emoji styles x 120 subjects
 
 Sizes are CPU-small (64 px, P x K = 6 x 8, a few epochs), so absolute numbers are far from
 the paper's Danbooru runs; the point is the side-by-side ranking of the variants.
@@ -57,7 +57,7 @@ def scores(vectors: np.ndarray, examples: list[Example]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "bench/out/emoji")
+    parser.add_argument("--data", type=Path, default=ROOT / "bench/out/corpus/emoji")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/train")
     parser.add_argument("--unseen", type=int, default=4, help="artists held out entirely")
     parser.add_argument("--epochs", type=int, default=8)
