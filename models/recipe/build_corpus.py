@@ -3,7 +3,8 @@
     .venv/bin/pip install resvg-py
     .venv/bin/python models/recipe/build_corpus.py --out corpus/ [--sources emoji,icons]
 
-Writes OUT/<source>/<style>/<subject>.png: the same subjects drawn by different artists or
+Writes OUT/<source>/<style>/<subject>.png (and OUT/labels.csv, path,artist = source/style, for
+`stylesearch train finetune OUT/labels.csv`): the same subjects drawn by different artists or
 studios (the paper's Fig. 1 setting), each cropped to its content and centred with the same
 margin on white so framing does not give the style away, plus OUT/manifest.json (packages,
 versions, licences, counts). Deterministic: sorted inputs, no randomness. No image is ever
@@ -180,6 +181,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             manifest += SOURCES[source](args.out, args.side, args.subjects, Path(tmp))
     (args.out / "manifest.json").write_text(json.dumps({"styles": manifest, "images": sum(m["images"] for m in manifest)}, indent=2))
+    with open(args.out / "labels.csv", "w", encoding="utf-8") as fh:  # `stylesearch train finetune OUT/labels.csv`
+        fh.write("path,artist\n")
+        for image in sorted(args.out.glob("*/*/*.png")):
+            fh.write(f"{image.relative_to(args.out)},{image.parent.parent.name}/{image.parent.name}\n")
     print(f"{len(manifest)} styles, {sum(m['images'] for m in manifest)} images in {args.out}")
 
 
