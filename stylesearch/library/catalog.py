@@ -160,12 +160,6 @@ class Catalog:
         )
         return self.db.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()[0]
 
-    def copy_vector(self, src_id: int, dst_id: int) -> None:
-        self.db.execute(
-            "UPDATE files SET vector=(SELECT vector FROM files WHERE id=?), model_id=(SELECT model_id FROM files WHERE id=?) WHERE id=?",
-            (src_id, src_id, dst_id),
-        )
-
     def move(self, file_id: int, path: bytes, size: int, mtime_ns: int) -> None:
         self.db.execute("UPDATE files SET path=?, size=?, mtime_ns=?, status='ok' WHERE id=?", (path, size, mtime_ns, file_id))
 

@@ -44,11 +44,3 @@ def wrap(module: nn.Module, d: Dist) -> nn.Module:
     return nn.parallel.DistributedDataParallel(
         module, device_ids=[d.device.index] if d.device.type == "cuda" else None, find_unused_parameters=True
     )
-
-
-def all_mean(value: float, d: Dist) -> float:
-    if d.world <= 1:
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t.item() / d.world)
