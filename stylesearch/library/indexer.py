@@ -76,6 +76,7 @@ def index_paths(
         summary.unchanged = plan.unchanged
         summary.errors = [(os.fsdecode(p), why) for p, why in plan.unlisted]
 
+        changes = AnnChanges()
         with catalog.transaction():
             for root in plan.roots if as_roots else ():
                 catalog.add_root(root)
@@ -85,12 +86,15 @@ def index_paths(
                 catalog.put(path, 0, 0, None, error=why)
                 summary.errors.append((os.fsdecode(path), why))
             catalog.bump_generation()
+            for row in plan.offline:
+                changes.remove(row.id)
+            for row in plan.back_online:
+                changes.add(row.id, catalog.vector(row.id))
+        changes.apply(ann)
+        library.keep(ann)
         summary.offline = len(plan.offline)
         summary.failed = len(plan.unreadable)
         summary.unchanged += len(plan.back_online)
-        ann.remove(np.array([r.id for r in plan.offline], dtype=np.int64))
-        if plan.back_online:
-            ann.add(*_vectors(catalog, [r.id for r in plan.back_online]))
 
         known = catalog.hashes(info.model_id)
         vanished = {r.id: r for r in plan.vanished}
@@ -118,19 +122,18 @@ def index_paths(
                     on_file(job.path)
             pending = retry
 
+        changes = AnnChanges()
         with catalog.transaction():
             catalog.delete(vanished)
             catalog.bump_generation()
-        ann.remove(np.array(list(vanished), dtype=np.int64))
+            for file_id in vanished:
+                changes.remove(file_id)
+        changes.apply(ann)
         summary.removed = len(vanished)
         library.keep(ann)
         if save:
             library.save_ann(ann)
     return summary
-
-
-def _vectors(catalog, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    return np.array(ids, dtype=np.int64), np.stack([catalog.vector(i) for i in ids])
 
 
 class AnnChanges:
