@@ -43,10 +43,19 @@ class Service:
         self.stopping = threading.Event()
 
     # --- indexing ---------------------------------------------------------------------
-    def _index(self, paths: list[str], *, as_roots: bool, retry_failed: bool = False) -> dict:
+    def _index_batch(self, paths: list[str], *, as_roots: bool = False, retry_failed: bool = False) -> None:
+        """Index one batch (one at a time); any failure is logged and shown by `daemon status`,
+        never fatal. Rows committed before a failure stay, and the index is marked for saving."""
         with self.index_lock:
             started = time.monotonic()
-            summary = index_paths(self.library, paths, self.embedder, as_roots=as_roots, save=False, retry_failed=retry_failed)
+            try:
+                summary = index_paths(self.library, paths, self.embedder, as_roots=as_roots, save=False,
+                                      retry_failed=retry_failed)
+            except Exception as exc:  # noqa: BLE001 - the daemon must outlive a bad batch
+                self.stats["last_error"] = one_line(exc)
+                self.dirty = True
+                log.exception("indexing %d path(s) failed", len(paths))
+                return
             seconds = time.monotonic() - started
             done = summary.added + summary.updated
             self.stats["indexed"] += done
@@ -57,17 +66,6 @@ class Service:
             self.stats["last_batch"] = {k: v for k, v in summary.to_dict().items() if k not in ("errors", "missing")}
             self.dirty = True
             log.info("indexed %d path(s) in %.2f s: %s", len(paths), seconds, self.stats["last_batch"])
-            return summary.to_dict()
-
-    def _index_batch(self, paths: list[str], *, as_roots: bool = False, retry_failed: bool = False) -> None:
-        """Index one batch; any failure is logged and shown by `daemon status`, never fatal.
-        Rows committed before a failure stay, and the index is marked for saving."""
-        try:
-            self._index(paths, as_roots=as_roots, retry_failed=retry_failed)
-        except Exception as exc:  # noqa: BLE001 - the daemon must outlive a bad batch
-            self.stats["last_error"] = one_line(exc)
-            self.dirty = True
-            log.exception("indexing %d path(s) failed", len(paths))
 
     def save(self) -> None:
         with self.index_lock:
