@@ -20,7 +20,20 @@ def test_encoder_gives_mu_and_logvar_of_the_configured_size():
 
 def test_paper_defaults():
     cfg = EncoderConfig()
-    assert (cfg.arch, cfg.embed_dim, cfg.input_size) == ("resnet18", 256, 224)
+    assert (cfg.arch, cfg.embed_dim, cfg.input_size, cfg.pooling) == ("resnet18", 256, 224, "avg")
+
+
+def test_meanstd_pooling_is_the_statistics_of_every_stage():
+    from stylesearch.model.resnet import channel_stats
+
+    model = StyleEncoder(EncoderConfig(embed_dim=16, input_size=32, pooling="meanstd")).eval()
+    x = torch.rand(2, 3, 32, 32)
+    features = model.trunk(x)
+    assert features.shape == (2, 2 * (3 + 64 + 128 + 256 + 512))
+    assert torch.allclose(features[:, :6], channel_stats(x))
+    assert torch.allclose(features[:, 3:6], x.std(dim=(2, 3), unbiased=False), atol=1e-3)
+    with pytest.raises(ValueError, match="unknown pooling"):
+        StyleEncoder(EncoderConfig(pooling="max"))
 
 
 def test_checkpoint_round_trip_keeps_metadata_and_weights(tmp_path):
@@ -64,9 +77,17 @@ def test_plain_torch_file_is_not_taken_for_a_model(tmp_path):
         load_encoder(tmp_path / "other.pt")
 
 
-def test_embedder_fused_model_matches_plain_encoder(tiny_model):
-    model, _ = load_encoder(tiny_model)
-    embedder = Embedder(tiny_model, precision="fp32")
+@pytest.mark.parametrize("pooling", ["avg", "meanstd"])
+def test_embedder_fused_model_matches_plain_encoder(tiny_model, tmp_path, pooling):
+    path = tiny_model
+    if pooling != "avg":
+        torch.manual_seed(0)
+        trained = StyleEncoder(EncoderConfig(embed_dim=16, input_size=32, pooling=pooling)).train()
+        trained(torch.rand(8, 3, 32, 32))  # non-trivial BatchNorm running statistics
+        path = tmp_path / "meanstd.pt"
+        save_encoder(path, trained.eval(), name="meanstd", version="1", trained=False, half=False)
+    model, _ = load_encoder(path)
+    embedder = Embedder(path, precision="fp32")
     images = [drawing(seed=i, style=i) for i in range(3)]
     arrays = np.stack([embedder.preprocess(img) for img in images])
     x = torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 255

@@ -73,6 +73,16 @@ def test_arcface_reduces_to_scaled_softmax_without_margin():
     assert margin(e, torch.tensor([0])).item() == pytest.approx(expected.item(), rel=1e-2)
 
 
+def test_supcon_known_value_and_label_sensitivity():
+    t = 0.5
+    z = torch.tensor([[1.0, 0], [2.0, 0], [0, 1.0], [0, 3.0]])  # scale is ignored: cosine similarity
+    loss = losses.supervised_contrastive(z, torch.tensor([0, 0, 1, 1]), temperature=t).item()
+    # each anchor: one positive at cos 1, two negatives at cos 0
+    expected = -(1 / t - math.log(math.exp(1 / t) + 2))
+    assert loss == pytest.approx(expected, rel=1e-5)
+    assert losses.supervised_contrastive(z, torch.tensor([0, 1, 0, 1]), temperature=t).item() > loss
+
+
 def test_nt_xent_prefers_matching_views():
     z = torch.eye(4)
     aligned = losses.nt_xent(z, z.clone(), temperature=0.5).item()
@@ -224,8 +234,8 @@ def test_triplet_training_lowers_the_loss_and_separates_styles(styles, tmp_path)
     assert before["summary"]["train_artists"] == 2
 
 
-@pytest.mark.parametrize("loss", ["arc", "vae", "gmvae", "arc+vae", "triplet+vae"])
-def test_every_table2_loss_runs_and_writes_a_loadable_checkpoint(styles, tmp_path, loss):
+@pytest.mark.parametrize("loss", ["arc", "vae", "gmvae", "arc+vae", "triplet+vae", "supcon", "supcon+vae"])
+def test_every_loss_runs_and_writes_a_loadable_checkpoint(styles, tmp_path, loss):
     from stylesearch.model.checkpoint import load_encoder, read_checkpoint
     from stylesearch.train.finetune import finetune
 
@@ -236,6 +246,19 @@ def test_every_table2_loss_runs_and_writes_a_loadable_checkpoint(styles, tmp_pat
     assert any(k.startswith("decoder.") for k in read_checkpoint(tmp_path / "m.pt")["extra"]) == ("vae" in loss)
     log = [json.loads(line) for line in (tmp_path / "m.pt.log.jsonl").read_text().splitlines()]
     assert log[0]["event"] == "start" and any("loss" in r for r in log)
+
+
+def test_meanstd_supcon_validated_on_a_separate_set(styles, tmp_path):
+    from stylesearch.model.checkpoint import load_encoder
+    from stylesearch.train.finetune import finetune
+
+    rows = [f"{e.path},{e.artist}" for e in load_examples(styles)]
+    (tmp_path / "val.csv").write_text("path,artist\n" + "\n".join(rows[::4]) + "\n")
+    config = tiny("supcon", pooling="meanstd", validate=str(tmp_path / "val.csv"), epochs=2)
+    result = finetune(load_examples(styles), tmp_path / "m.pt", config, run=RunOptions(progress=False))
+    assert result["summary"]["train_images"] == 32 and result["summary"]["held_out_images"] == 8
+    assert all("mAP@R" in r for r in result["history"])
+    assert load_encoder(tmp_path / "m.pt")[1].config.pooling == "meanstd"
 
 
 def test_resume_continues_where_it_stopped(styles, tmp_path):

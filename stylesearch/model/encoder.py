@@ -20,6 +20,7 @@ class EncoderConfig:
     arch: str = "resnet18"
     embed_dim: int = 256
     input_size: int = 224
+    pooling: str = "avg"
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     extra: dict = field(default_factory=dict)
@@ -44,14 +45,17 @@ class StyleEncoder(nn.Module):
         if config.arch not in TRUNKS:
             raise ValueError(f"unknown encoder architecture {config.arch!r} (known: {', '.join(TRUNKS)})")
         self.config = config
-        self.trunk = ResNetTrunk(TRUNKS[config.arch])
-        self.fc_mu = nn.Linear(ResNetTrunk.features, config.embed_dim)
-        self.fc_logvar = nn.Linear(ResNetTrunk.features, config.embed_dim)
+        self.trunk = ResNetTrunk(TRUNKS[config.arch], config.pooling)
+        features = self.trunk.features
+        # statistics pooled from different stages differ in scale by orders of magnitude
+        self.norm = nn.BatchNorm1d(features) if config.pooling == "meanstd" else nn.Identity()
+        self.fc_mu = nn.Linear(features, config.embed_dim)
+        self.fc_logvar = nn.Linear(features, config.embed_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.trunk(x)
+        h = self.norm(self.trunk(x))
         return self.fc_mu(h), self.fc_logvar(h)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The style embedding mu (the logvar head is skipped: inference never needs it)."""
-        return self.fc_mu(self.trunk(x))
+        return self.fc_mu(self.norm(self.trunk(x)))

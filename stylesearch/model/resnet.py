@@ -30,19 +30,37 @@ class BasicBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(out)) + identity)
 
 
+POOLINGS = ("avg", "meanstd")
+WIDTHS = (64, 128, 256, 512)
+
+
+def channel_stats(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and standard deviation over the image plane (AdaIN statistics)."""
+    var, mean = torch.var_mean(x, dim=(2, 3), correction=0)
+    return torch.cat([mean, (var + 1e-5).sqrt()], 1)
+
+
 class ResNetTrunk(nn.Module):
-    """Stem, four stages of BasicBlocks, global average pool: image -> 512-d features."""
+    """Stem and four stages of BasicBlocks, then a pooling that gives the feature vector.
 
-    features = 512
+    'avg' is torchvision's global average pool of the last stage (512-d; the paper's).
+    'meanstd' concatenates channel means and standard deviations of the input and of every
+    stage (Gram-like statistics, as in style transfer): colour, stroke and texture statistics
+    at four scales, which a global average of the last stage mostly discards.
+    """
 
-    def __init__(self, blocks: tuple[int, int, int, int]) -> None:
+    def __init__(self, blocks: tuple[int, int, int, int], pooling: str = "avg") -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r} (known: {', '.join(POOLINGS)})")
+        self.pooling = pooling
+        self.features = WIDTHS[-1] if pooling == "avg" else 2 * (3 + sum(WIDTHS))
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        widths, inplanes = (64, 128, 256, 512), 64
-        for i, (width, count) in enumerate(zip(widths, blocks, strict=True)):
+        inplanes = 64
+        for i, (width, count) in enumerate(zip(WIDTHS, blocks, strict=True)):
             stride = 1 if i == 0 else 2
             layer = [BasicBlock(inplanes, width, stride)] + [BasicBlock(width, width) for _ in range(count - 1)]
             setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
@@ -53,9 +71,13 @@ class ResNetTrunk(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = [channel_stats(x)] if self.pooling == "meanstd" else []
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.avgpool(x), 1)
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = layer(x)
+            if self.pooling == "meanstd":
+                stats.append(channel_stats(x))
+        return torch.cat(stats, 1) if stats else torch.flatten(self.avgpool(x), 1)
 
 
 TRUNKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..errors import StyleSearchError
 
-LOSS_SPECS = ("arc", "triplet", "vae", "gmvae", "arc+vae", "triplet+vae")
+LOSS_SPECS = ("arc", "triplet", "vae", "gmvae", "arc+vae", "triplet+vae", "supcon", "supcon+vae")
 
 
 def option(default, help: str):  # noqa: A002 - mirrors click's keyword
@@ -36,7 +36,8 @@ class PretrainConfig:
 class FinetuneConfig:
     """Fine-tuning (paper 3.1, 4.2.2); CPU runs lower p, k, input_size and epochs."""
 
-    loss: str = option("triplet+vae", "Loss terms (Table 2): arc, triplet, vae, gmvae, arc+vae, triplet+vae.")
+    loss: str = option("triplet+vae", "Loss terms: the paper's Table 2 (arc, triplet, vae, gmvae, arc+vae, triplet+vae) "
+                       "or supervised contrastive (supcon, supcon+vae).")
     epochs: int = option(40, "Training epochs.")
     p: int = option(20, "Artists per batch.")
     k: int = option(20, "Images per artist per batch.")
@@ -46,11 +47,15 @@ class FinetuneConfig:
     eps: float = option(1e-8, "Adam epsilon.")
     margin: float = option(1.0, "Triplet margin alpha and ArcFace angular margin.")
     arc_scale: float = option(10.0, "ArcFace scale s.")
+    temperature: float = option(0.1, "SupCon temperature.")
     vae_weight: float = option(1.0, "Weight of L_VAE (computed per pixel, keeping the paper's reconstruction:KL ratio).")
     held_out: float = option(0.1, "Artists held out for validation: a fraction (<1) or a count.")
+    validate: str = option("", "Validate on these artist-labelled images (same forms as DATA) instead of holding "
+                               "out artists of DATA.")
     augment: str = option("style", "Augmentations: style, simclr or none.")
     input_size: int = option(224, "Training image size in pixels (a multiple of 32 with a VAE).")
     embed_dim: int = option(256, "Embedding (mu) size.")
+    pooling: str = option("avg", "Feature pooling: avg (the paper's) or meanstd (channel mean/std of every stage).")
     arch: str = option("resnet18", "Encoder trunk: resnet18 (paper) or resnet34.")
     seed: int = option(0, "Random seed (runs are repeatable).")
     workers: int = option(2, "Image decoding processes.")

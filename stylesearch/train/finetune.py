@@ -1,7 +1,8 @@
 """Fine-tuning (paper 3.1, 4.2.2): the encoder with any Table 2 loss combination, P x K
 batches, Adam; validated each epoch on held-out artists, best checkpoint kept.
 
-Loss specs: arc, triplet, vae, gmvae, arc+vae, triplet+vae (the paper's proposal). Models
+Loss specs: arc, triplet, vae, gmvae, arc+vae, triplet+vae (the paper's proposal), and our
+supcon, supcon+vae. Models
 without a VAE use mu alone, which is the paper's "one FC layer to a 256-d embedding".
 """
 
@@ -21,13 +22,14 @@ from ..model.decoder import StyleDecoder
 from ..model.encoder import EncoderConfig, StyleEncoder
 from . import losses
 from .config import FinetuneConfig
-from .data import Example, ImageDataset, PKSampler, augmentations, collate, split_by_artist
+from .data import Example, ImageDataset, PKSampler, augmentations, collate, load_examples, split_by_artist
 from .loop import DEFAULT_RUN, RunOptions, Trainer, batches, progress_bar, seed_everything
 
 
 def initial_encoder(config: FinetuneConfig, init: str | Path | None) -> StyleEncoder:
     """A fresh encoder, or one whose trunk comes from a stylesearch checkpoint (e.g. SimCLR)."""
-    encoder = StyleEncoder(EncoderConfig(arch=config.arch, embed_dim=config.embed_dim, input_size=config.input_size))
+    encoder = StyleEncoder(EncoderConfig(arch=config.arch, embed_dim=config.embed_dim, input_size=config.input_size,
+                                         pooling=config.pooling))
     if init:
         state = read_checkpoint(init)["encoder"]
         trunk = {k.removeprefix("trunk."): v.float() for k, v in state.items() if k.startswith("trunk.")}
@@ -64,7 +66,10 @@ def finetune(
     """Train, validate every epoch on held-out artists, keep the best model at `out`."""
     terms = config.terms()
     seed_everything(config.seed)
-    train, held = split_by_artist(examples, config.held_out, config.seed)
+    if config.validate:
+        train, held = examples, load_examples(config.validate)
+    else:
+        train, held = split_by_artist(examples, config.held_out, config.seed)
     artists = sorted({e.artist for e in train})
     index = {a: i for i, a in enumerate(artists)}
     labels = [index[e.artist] for e in train]
@@ -146,6 +151,8 @@ def step_losses(m: dict, terms: set[str], x: torch.Tensor, y: torch.Tensor, conf
         parts["kl"] = config.vae_weight * kl / pixels
     if "triplet" in terms:
         parts["triplet"], _ = losses.semihard_triplet(mu.float(), y, config.margin)
+    if "supcon" in terms:
+        parts["supcon"] = losses.supervised_contrastive(mu.float(), y, config.temperature)
     if "arc" in terms:
         parts["arc"] = m["arcface"](mu.float(), y)
     return parts

@@ -2,7 +2,7 @@
 
 Names follow Park & Matsushita 2024 (METHOD.md): L_VAE (eq. 1), L_Triplet (eq. 4) with
 semi-hard negatives (eq. 6), ArcFace (eq. 5), NT-Xent for SimCLR, and a Gaussian-mixture
-prior for the GMVAE baseline.
+prior for the GMVAE baseline; plus supervised contrastive (SupCon), our addition.
 """
 
 from __future__ import annotations
@@ -54,6 +54,20 @@ def semihard_triplet(embeddings: torch.Tensor, labels: torch.Tensor, margin: flo
         return embeddings.sum() * 0.0, 0
     losses = F.relu(d[usable] - chosen[usable] + margin)
     return losses.mean(), int(usable.sum())
+
+
+def supervised_contrastive(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """SupCon (Khosla et al. 2020, L_out): every same-label image in the batch is a positive,
+    all others negatives, on cosine similarity. Uses every pair of a P x K batch, where the
+    triplet loss keeps one semi-hard negative per pair."""
+    z = F.normalize(embeddings, dim=1)
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    logits = (z @ z.T / temperature).masked_fill(eye, -math.inf)
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    pos = (labels[:, None] == labels[None, :]) & ~eye
+    counts = pos.sum(1)
+    per_anchor = -log_prob.masked_fill(~pos, 0).sum(1) / counts.clamp_min(1)
+    return per_anchor[counts > 0].mean() if (counts > 0).any() else embeddings.sum() * 0.0
 
 
 class ArcFace(nn.Module):

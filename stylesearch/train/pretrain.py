@@ -14,7 +14,6 @@ from torch import nn
 
 from ..model.checkpoint import save_encoder
 from ..model.encoder import EncoderConfig, StyleEncoder
-from ..model.resnet import ResNetTrunk
 from .config import PretrainConfig
 from .data import ImageDataset, augmentations, collate
 from .lars import LARS
@@ -22,9 +21,8 @@ from .loop import DEFAULT_RUN, RunOptions, Trainer, batches, progress_bar, seed_
 from .losses import nt_xent
 
 
-def projection_head(dim: int) -> nn.Module:
-    return nn.Sequential(nn.Linear(ResNetTrunk.features, ResNetTrunk.features), nn.ReLU(inplace=True),
-                         nn.Linear(ResNetTrunk.features, dim))
+def projection_head(features: int, dim: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(features, features), nn.ReLU(inplace=True), nn.Linear(features, dim))
 
 
 def pretrain(
@@ -45,7 +43,7 @@ def pretrain(
                                          num_workers=config.workers, collate_fn=collate, persistent_workers=config.workers > 0)
     steps_per_epoch = max(1, len(loader))
     total, warmup = steps_per_epoch * config.epochs, steps_per_epoch * config.warmup_epochs
-    trainer = Trainer(out, {"trunk": encoder.trunk, "projector": projection_head(config.projection_dim)},
+    trainer = Trainer(out, {"trunk": encoder.trunk, "projector": projection_head(encoder.trunk.features, config.projection_dim)},
                       lambda params: LARS(params, lr=config.lr, weight_decay=config.weight_decay), run)
 
     def learning_rate(step: int) -> float:
