@@ -16,6 +16,7 @@ from stylesearch.train.data import (
     augmentations,
     collate,
     load_examples,
+    source_of,
     split_by_artist,
 )
 from stylesearch.train.lars import LARS
@@ -131,6 +132,19 @@ def test_pk_sampler_batches():
     assert other_rank != list(PKSampler(labels, 3, 4, seed=1, rank=0, world=2))
     with pytest.raises(StyleSearchError, match="two artists"):
         PKSampler([0, 0, 0], 2, 2)
+
+
+def test_pk_sampler_balances_groups():
+    # 20 'synthetic' artists and 2 'real' ones: by artist, real ones would fill 1 slot in 11
+    labels = [label for label in range(22) for _ in range(4)]
+    groups = {label: "real" if label < 2 else "synthetic" for label in range(22)}
+    sampler = PKSampler(labels, p=4, k=2, seed=0, groups=groups)
+    for batch in sampler:
+        drawn = {labels[i] for i in batch}
+        assert len(drawn) == 4 and len(drawn & {0, 1}) == 2
+    plain = [{labels[i] for i in batch} for batch in PKSampler(labels, p=4, k=2, seed=0)]
+    assert sum(len(b & {0, 1}) for b in plain) < 2 * len(plain)
+    assert source_of("emoji/noto") == "emoji" and source_of("alice") == "alice"
 
 
 def test_examples_from_folders_csv_and_calibre(tmp_path):

@@ -41,6 +41,8 @@ class FinetuneConfig:
     epochs: int = option(40, "Training epochs.")
     p: int = option(20, "Artists per batch.")
     k: int = option(20, "Images per artist per batch.")
+    balance: str = option("artist", "Who gets an equal share of each batch: artist (the paper's) or source (the "
+                                    "label part before '/', then artist; for mixing corpora of unequal size).")
     lr: float = option(1e-4, "Adam learning rate.")
     beta1: float = option(0.9, "Adam beta1.")
     beta2: float = option(0.999, "Adam beta2.")
@@ -61,6 +63,12 @@ class FinetuneConfig:
     workers: int = option(2, "Image decoding processes.")
     name: str = option("stylesearch-style", "Model name stored in the checkpoint.")
     version: str = option("1", "Model version stored in the checkpoint.")
+
+    def check(self) -> None:
+        """Fail early, with the valid choices, before any data is loaded."""
+        self.terms()
+        if self.balance not in ("artist", "source"):
+            raise StyleSearchError(f"unknown balance {self.balance!r} (choose artist or source)")
 
     def terms(self) -> set[str]:
         if self.loss not in LOSS_SPECS:

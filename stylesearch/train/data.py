@@ -87,12 +87,20 @@ def split_by_artist(examples: list[Example], held_out: float, seed: int = 0) -> 
     return [e for e in examples if e.artist not in test], [e for e in examples if e.artist in test]
 
 
+def source_of(artist: str) -> str:
+    """The source part of an artist label 'source/style' (the whole label when there is none)."""
+    return artist.split("/", 1)[0]
+
+
 class PKSampler:
     """Batches of P artists x K images (paper: 20 x 20). Artists with fewer than K images are
-    sampled with replacement and listed in `short`. In distributed runs each rank draws its
-    own batches from a rank-specific stream."""
+    sampled with replacement and listed in `short`. With `groups` (a group per label, e.g.
+    its source), each batch takes its P artists evenly from the groups, so a source with
+    a thousand synthetic artists cannot crowd out one with twenty real ones. In distributed
+    runs each rank draws its own batches from a rank-specific stream."""
 
-    def __init__(self, labels: list[int], p: int, k: int, seed: int = 0, rank: int = 0, world: int = 1) -> None:
+    def __init__(self, labels: list[int], p: int, k: int, seed: int = 0, rank: int = 0, world: int = 1,
+                 groups: dict[int, str] | None = None) -> None:
         self.by_label: dict[int, list[int]] = defaultdict(list)
         for index, label in enumerate(labels):
             self.by_label[label].append(index)
@@ -102,6 +110,10 @@ class PKSampler:
         self.short = sorted(label for label, items in self.by_label.items() if len(items) < k)
         self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
         self.batches = max(1, len(labels) // (self.p * self.k * world))
+        members: dict[str, list[int]] = defaultdict(list)
+        for label in sorted(self.by_label):
+            members[(groups or {}).get(label, "")].append(label)
+        self.groups = [members[g] for g in sorted(members)]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -109,12 +121,21 @@ class PKSampler:
     def __len__(self) -> int:
         return self.batches
 
+    def artists(self, rng: random.Random) -> list[int]:
+        """P distinct labels, dealt round-robin from the groups in a random order."""
+        pools = [rng.sample(group, len(group)) for group in self.groups]
+        chosen: list[int] = []
+        while len(chosen) < self.p:
+            for pool in rng.sample(pools, len(pools)):
+                if pool and len(chosen) < self.p:
+                    chosen.append(pool.pop())
+        return chosen
+
     def __iter__(self) -> Iterator[list[int]]:
         rng = random.Random(f"{self.seed}-{self.epoch}-{self.rank}")
-        labels = sorted(self.by_label)
         for _ in range(self.batches):
             batch = []
-            for label in rng.sample(labels, self.p):
+            for label in self.artists(rng):
                 items = self.by_label[label]
                 batch += rng.sample(items, self.k) if len(items) >= self.k else rng.choices(items, k=self.k)
             yield batch

@@ -22,7 +22,7 @@ from ..model.decoder import StyleDecoder
 from ..model.encoder import EncoderConfig, StyleEncoder
 from . import losses
 from .config import FinetuneConfig
-from .data import Example, ImageDataset, PKSampler, augmentations, collate, load_examples, split_by_artist
+from .data import Example, ImageDataset, PKSampler, augmentations, collate, load_examples, source_of, split_by_artist
 from .loop import DEFAULT_RUN, RunOptions, Trainer, batches, progress_bar, seed_everything
 
 
@@ -64,6 +64,7 @@ def finetune(
     run: RunOptions = DEFAULT_RUN,
 ) -> dict:
     """Train, validate every epoch on held-out artists, keep the best model at `out`."""
+    config.check()
     terms = config.terms()
     seed_everything(config.seed)
     if config.validate:
@@ -85,7 +86,8 @@ def finetune(
         out, modules, lambda params: torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps), run
     )
     cfg = encoder.config
-    sampler = PKSampler(labels, config.p, config.k, config.seed, trainer.dist.rank, trainer.dist.world)
+    groups = {index[a]: source_of(a) for a in artists} if config.balance == "source" else None
+    sampler = PKSampler(labels, config.p, config.k, config.seed, trainer.dist.rank, trainer.dist.world, groups)
     data = ImageDataset([e.path for e in train], labels, augmentations(config.augment, config.input_size, cfg.mean, cfg.std),
                         load_size=config.input_size * (2 if config.augment == "style" else 1))
     loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, num_workers=config.workers, collate_fn=collate,
