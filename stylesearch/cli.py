@@ -589,6 +589,51 @@ def roots_remove(ctx: click.Context, paths: tuple[str, ...]) -> None:
     ctx.invoke(forget, paths=paths, as_json=False)
 
 
+@cli.group()
+def plugins() -> None:
+    """Add-ons that bring stylesearch into other applications.
+
+    \b
+      stylesearch plugins calibre --install            # into calibre (close calibre first)
+      stylesearch plugins calibre --build-zip out.zip  # or just build the plugin file
+    """
+
+
+@plugins.command("calibre")
+@click.option("--build-zip", "zip_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the plugin to this .zip file (install it later with `calibre-customize -a FILE`, or in "
+                   "calibre: Preferences > Plugins > Load plugin from file).")
+@click.option("--install", "install_it", is_flag=True,
+              help="Install the plugin into calibre with calibre-customize and add its button to the toolbar and the "
+                   "book list's context menu. Needs calibre installed; restart calibre afterwards.")
+def plugins_calibre(zip_out: Path | None, install_it: bool) -> None:
+    """The calibre plugin: find books drawn in a similar art style, morph between two books'
+    styles, and index a calibre library's covers, from calibre's toolbar and context menu.
+
+    \b
+    Typical use:
+      stylesearch plugins calibre --install
+      then, in calibre: select a book, Style search > Index this library (once),
+      then Style search > Find books with similar art style.
+    The plugin asks the stylesearch daemon when it runs (`stylesearch daemon start`), else
+    runs the `stylesearch` command (found on PATH, or set in calibre: Style search >
+    Settings). More in plugins/calibre/README.md.
+    """
+    import tempfile
+
+    from .integrations import calibre
+
+    if not (zip_out or install_it):
+        raise StyleSearchError("give --build-zip FILE and/or --install (see --help)")
+    if zip_out:
+        calibre.build_zip(zip_out)
+        err.print(f"Wrote {zip_out}", markup=False)
+    if install_it:
+        with tempfile.TemporaryDirectory() as tmp:
+            calibre.install(zip_out or calibre.build_zip(Path(tmp) / "stylesearch-calibre.zip"))
+        out.print("Installed the stylesearch plugin into calibre; restart calibre to use it (toolbar: Style search).")
+
+
 def main() -> None:
     cli(prog_name="stylesearch")
 

@@ -1,0 +1,1 @@
+"""Adapters between stylesearch and other applications (building and installing plugins)."""
