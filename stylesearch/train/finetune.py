@@ -130,7 +130,8 @@ def finetune(
             metric = record["mAP@R"] if "mAP@R" in record else trainer.epoch  # no held-out artists: keep the last
             if trainer.is_main and (trainer.best is None or metric >= trainer.best):
                 trainer.best = metric
-                save_encoder(out, encoder, name=config.name, version=config.version, trained=True,
+                # full precision: exactly the validated weights (models/recipe/ship.py makes the fp16 copy)
+                save_encoder(out, encoder, name=config.name, version=config.version, trained=True, half=False,
                              data=summary | {"loss": config.loss, "epoch": trainer.epoch, "validation": record},
                              extra_state={f"decoder.{k}": v for k, v in modules["decoder"].state_dict().items()}
                              if "decoder" in modules else None)

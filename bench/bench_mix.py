@@ -1,0 +1,132 @@
+"""Which training data and recipe generalise to unseen *real* styles, at equal compute (issues 4, 10).
+
+    .venv/bin/python models/recipe/build_corpus.py --out bench/out/corpus128 --side 128
+    .venv/bin/python models/recipe/synthetic_artists.py --out bench/out/synthetic --bases ...  # see MODEL_CARD.md
+    .venv/bin/python bench/bench_mix.py --real bench/out/corpus128/labels.csv \\
+        --synthetic bench/out/synthetic/labels.csv --out bench/out/mix --steps 400
+
+Whole real styles are held out (never trained on, never used as synthetic bases) and every
+run is validated and scored on them. Runs are `recipe:data` pairs:
+- recipes: ours (SupCon + mean/std pooling), paper (Triplet + VAE, average pooling),
+  triplet, arcface (the paper's baselines);
+- data: real, synthetic, mixed (P x K batches balanced across sources).
+Every run takes the same number of optimiser steps of the same batch shape and image size.
+Simple baselines are scored on the same images. Resumable: finished runs are kept in
+OUT/results.json and skipped; an interrupted one resumes from its last epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from bench_train import scores, vectors_for  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from stylesearch.evaluate import BASELINES  # noqa: E402
+from stylesearch.imaging import load_image  # noqa: E402
+from stylesearch.model.checkpoint import save_encoder  # noqa: E402
+from stylesearch.model.encoder import EncoderConfig, StyleEncoder  # noqa: E402
+from stylesearch.train.config import FinetuneConfig  # noqa: E402
+from stylesearch.train.data import Example, load_examples, split_by_artist  # noqa: E402
+from stylesearch.train.finetune import finetune  # noqa: E402
+from stylesearch.train.loop import RunOptions  # noqa: E402
+
+console = Console(highlight=False, width=160)
+RECIPES = {
+    "ours": {"loss": "supcon", "pooling": "meanstd"},
+    "paper": {"loss": "triplet+vae", "pooling": "avg"},
+    "triplet": {"loss": "triplet", "pooling": "avg"},
+    "arcface": {"loss": "arc", "pooling": "avg"},
+}
+DEFAULT_RUNS = "ours:real,ours:synthetic,ours:mixed,paper:mixed,triplet:mixed,arcface:mixed"
+
+
+def write_csv(path: Path, examples: list[Example]) -> None:
+    path.write_text("path,artist\n" + "".join(f"{e.path},{e.artist}\n" for e in examples))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--real", type=Path, required=True, help="labels.csv of the real corpus")
+    parser.add_argument("--synthetic", type=Path, required=True, help="labels.csv of the synthetic artists")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/out/mix")
+    parser.add_argument("--held-out", type=int, default=9, help="real styles held out (split seeded by --seed)")
+    parser.add_argument("--runs", default=DEFAULT_RUNS)
+    parser.add_argument("--steps", type=int, default=400, help="optimiser steps per run")
+    parser.add_argument("--input-size", type=int, default=128)
+    parser.add_argument("--p", type=int, default=12)
+    parser.add_argument("--k", type=int, default=6)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(torch.get_num_threads())
+
+    real_train, held = split_by_artist(load_examples(args.real), args.held_out, args.seed)
+    synthetic = load_examples(args.synthetic)
+    write_csv(args.out / "heldout.csv", held)
+    data = {"real": real_train, "synthetic": synthetic, "mixed": real_train + synthetic}
+    console.print(f"held out: {len(held)} images of {len({e.artist for e in held})} real styles: "
+                  + ", ".join(sorted({e.artist for e in held})))
+    for name, examples in data.items():
+        console.print(f"{name}: {len(examples)} images, {len({e.artist for e in examples})} artists")
+
+    results_path = args.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+
+    def save() -> None:
+        results_path.write_text(json.dumps(results, indent=2))
+
+    for name, feature in BASELINES.items():
+        if name not in results:
+            results[name] = {"scores": scores(np.stack([feature(load_image(e.path)) for e in held]), held), "minutes": 0}
+    if "random network mean/std" not in results:
+        torch.manual_seed(args.seed)
+        random_net = StyleEncoder(EncoderConfig(input_size=args.input_size, pooling="meanstd")).eval()
+        save_encoder(args.out / "random-meanstd.pt", random_net, name="random-meanstd", version="0", trained=False)
+        results["random network mean/std"] = {"scores": scores(vectors_for(args.out / "random-meanstd.pt", held), held),
+                                              "minutes": 0}
+    save()
+
+    for run in args.runs.split(","):
+        if run in results:
+            continue
+        recipe, source = run.split(":")
+        examples = data[source]
+        batches_per_epoch = max(1, len(examples) // (args.p * args.k))
+        config = FinetuneConfig(**RECIPES[recipe], epochs=math.ceil(args.steps / batches_per_epoch), p=args.p, k=args.k,
+                                lr=args.lr, input_size=args.input_size, balance="source", validate=str(args.out / "heldout.csv"),
+                                seed=args.seed, workers=1, name=f"stylesearch-{recipe}-{source}")
+        model = args.out / f"{recipe}-{source}.pt"
+        started = time.monotonic()
+        result = finetune(examples, model, config, run=RunOptions(progress=False, resume=Path(f"{model}.state").exists(), max_steps=args.steps))
+        minutes = (time.monotonic() - started) / 60
+        results[run] = {"scores": scores(vectors_for(model, held), held), "minutes": round(minutes, 1),
+                        "history": result["history"], "config": config.__dict__}
+        console.print(f"{run}: NMI {results[run]['scores']['NMI']}  mAP@R {results[run]['scores']['mAP@R']}  ({minutes:.1f} min)")
+        save()
+
+    table = Table(title=f"Held-out real styles ({len(held)} images, {len({e.artist for e in held})} styles); "
+                        f"{args.steps} steps of {args.p}x{args.k} at {args.input_size} px", box=None)
+    for column in ("model", "ACC", "ARI", "NMI", "P@10", "mAP@R", "train min"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for label, row in results.items():
+        s = row["scores"]
+        table.add_row(label, *(str(s[c]) for c in ("ACC", "ARI", "NMI", "P@10", "mAP@R")), str(row["minutes"]))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
