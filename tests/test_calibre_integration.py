@@ -93,15 +93,16 @@ def test_plugin_in_calibre_without_daemon(setup, tmp_path):
     """The command-line path: the plugin indexes the covers, finds similar books, restores
     the user's search, and morphs, all through `stylesearch` subprocesses."""
     env, library, covers = setup
-    steps = selftest(env, library, tmp_path, [["search", "title:comic"], ["sort", "title"], ["index"], ["similar", 1],
-                                              ["restore"], ["morph", 1, 6]])
-    search, sort, index, similar, restore, morph = steps
-    assert [s["error"] for s in steps] == [None] * 6
+    steps = selftest(env, library, tmp_path, [["search", "title:comic"], ["sort", "title"], ["settings", {"results": 4}],
+                                              ["index"], ["similar", 1], ["restore"], ["morph", 1, 6]])
+    search, sort, settings, index, similar, restore, morph = steps
+    assert [s["error"] for s in steps] == [None] * 7
+    assert settings["message"] == f"auto-detected: {Path(sys.executable).with_name('stylesearch')}"
     assert search["search"] == "title:comic" and sort["view"] == list(range(1, BOOKS + 1))
     assert index["message"].startswith(f"indexed {BOOKS} file(s): {BOOKS} added")
 
-    hits = stylesearch(env, "similar", covers[1], "-k", "20")  # the plugin's default number of results
-    assert len(hits) == BOOKS - 1
+    hits = stylesearch(env, "similar", covers[1], "-k", "4")  # the number of results set above
+    assert len(hits) == 4
     ranked = [1] + [book_id(h["path"]) for h in hits]
     assert similar["marked"] == expected_marks("style_", ranked)
     assert similar["search"] == "marked:style_" and similar["view"] == ranked  # the book list, in result order

@@ -1,7 +1,8 @@
 """A scripted run of the plugin inside a real calibre GUI, for the integration test.
 
 Set STYLESEARCH_CALIBRE_SELFTEST to a JSON plan, `{"out": FILE, "steps": [[NAME, ARG...]]}`,
-with steps `["search", TEXT]`, `["sort", FIELD]` (ascending), `["index"]`, `["similar", BOOK_ID]`, `["morph", A, B]` and
+with steps `["search", TEXT]`, `["sort", FIELD]` (ascending), `["settings", {NAME: VALUE}]` (through
+the settings page; its message is the auto-detected executable), `["index"]`, `["similar", BOOK_ID]`, `["morph", A, B]` and
 `["restore"]`. Each step selects its books and triggers the same method the menu does; after
 it the outcome, the marks, the search and the book list's order are written to FILE, and
 calibre quits at the end.
@@ -30,11 +31,21 @@ class SelfTest:
             else:
                 self.gui.library_view.sort_by_named_field(args[0], True)
             return self.done(name, args)(None, "")
+        if name == "settings":
+            return self.done(name, args)(None, self.settings(args[0]))
         if args:
             self.gui.library_view.select_rows(args)
         run = {"index": self.action.index_library, "similar": self.action.find_similar,
                "morph": self.action.morph, "restore": self.action.restore_search}[name]
         run(done=self.done(name, args))
+
+    def settings(self, values):
+        base = self.action.interface_action_base_plugin
+        page = base.config_widget()
+        for key, value in values.items():
+            getattr(page, key).setValue(value)
+        base.save_settings(page)
+        return page.executable.placeholderText()
 
     def done(self, name, args):
         def record(error, message):
