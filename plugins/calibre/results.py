@@ -21,7 +21,7 @@ class ResultsDialog(QDialog):
         self.list.setResizeMode(QListView.ResizeMode.Adjust)
         self.list.setWordWrap(True)
         for result in results:
-            picture = cover_of(result.book_id) if result.book_id is not None else result.path
+            picture = (cover_of(result.book_id) if result.book_id is not None else None) or result.path
             where = "in this library" if result.book_id is not None else os.path.basename(result.path)
             item = QListWidgetItem(QIcon(QPixmap(picture).scaled(THUMB, Qt.AspectRatioMode.KeepAspectRatio)),
                                    f"#{result.rank}  {result.distance:.3f}\n{where}")
