@@ -61,12 +61,14 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
 
 
 def read_limited(fh: BinaryIO, limit: int) -> bytes:
-    """Read at most `limit` bytes, refusing (not truncating) anything larger."""
+    """Read at most `limit` bytes, refusing (not truncating) anything larger: by its size
+    first, so a huge file costs no memory, then by reading one byte more (files can grow)."""
     try:
-        data = fh.read(limit + 1)
+        too_big = os.fstat(fh.fileno()).st_size > limit
+        data = b"" if too_big else fh.read(limit + 1)
     except OSError as exc:
         raise ImageLoadError(f"read error: {exc.strerror or exc}") from None
-    if len(data) > limit:
+    if too_big or len(data) > limit:
         raise ImageLoadError(f"file too large (> {limit >> 20} MiB limit)")
     return data
 

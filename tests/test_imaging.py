@@ -1,5 +1,6 @@
 import io
 import os
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -55,6 +56,16 @@ def test_cmyk_greyscale_and_16_bit_become_8_bit_rgb():
     deep = Image.fromarray(np.full((10, 10), 40000, dtype=np.uint16))
     value = imaging.decode_image(encoded(deep, "PNG")).getpixel((0, 0))
     assert value == (155, 155, 155)  # 40000 / 257, not clipped to white
+
+
+def traced_peak(fn) -> int:
+    """Peak bytes Python and numpy allocate while `fn` runs."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def test_exif_orientation_is_applied():
@@ -133,6 +144,18 @@ def test_oversized_file_is_refused(tmp_path, monkeypatch):
     path = save(drawing(), tmp_path / "big.png")
     with pytest.raises(ImageLoadError, match="too large"):
         imaging.load_image(path)
+
+
+def test_oversized_file_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.png"
+    with open(path, "wb") as fh:
+        fh.truncate(imaging.MAX_FILE_BYTES + 1)  # sparse: no disk used
+
+    def load():
+        with pytest.raises(ImageLoadError, match="too large"):
+            imaging.load_image(path)
+
+    assert traced_peak(load) < 1 << 20  # not 256 MiB read only to be thrown away
 
 
 def test_decode_from_bytes_matches_file(tmp_path):
