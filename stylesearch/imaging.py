@@ -112,12 +112,16 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        scale = 257.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 1.0
+        arr = np.asarray(img)
+        top = float(arr.max(initial=0))
+        scale = 257.0 if img.mode.startswith("I;16") or top > 255 else 1.0
         if img.mode == "F":
-            top = float(arr.max(initial=0)) or 1.0
+            top = top or 1.0
             scale = top / 255.0 if top > 255 or top <= 1.0 else 1.0
-        img = Image.fromarray(np.clip(arr / scale, 0, 255).astype(np.uint8), "L")
+        grey = np.empty(arr.shape, dtype=np.uint8)
+        for row in range(0, len(arr), 64):  # float64 in strips: exact, without 24 bytes/px of temporaries
+            grey[row : row + 64] = np.clip(np.divide(arr[row : row + 64], scale, dtype=np.float64), 0, 255)
+        img = Image.fromarray(grey, "L")
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("LA", "La", "PA", "RGBa"):

@@ -68,6 +68,13 @@ def traced_peak(fn) -> int:
         tracemalloc.stop()
 
 
+def test_16_bit_conversion_needs_a_few_bytes_per_pixel():
+    """An 89 MP 16-bit scan (the pixel limit) must not need gigabytes on its way to 8 bits:
+    the pixels, the 8-bit result and float64 strips, not float64 copies of it all (24 bytes/px)."""
+    deep = Image.fromarray((np.arange(4_000_000) % 65536).astype(np.uint16).reshape(2000, 2000))
+    assert traced_peak(lambda: imaging.to_rgb(deep)) < 6 * 4_000_000
+
+
 def test_exif_orientation_is_applied():
     img = Image.new("RGB", (40, 20), "white")
     img.paste((255, 0, 0), (0, 0, 10, 20))  # red stripe on the left
