@@ -20,6 +20,8 @@ MAX_MEMBERS = 20_000
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 MAX_RATIO = 100  # images are already compressed; a 100:1 member is a bomb, not a page
 PDF_RENDER_SIDE = 448  # render PDF covers at least this big on their shorter side
+ENCRYPTED = "archive is encrypted"
+NO_RAR_BACKEND = "CBR needs an unrar backend: install unrar, unar or bsdtar (libarchive-tools)"
 
 
 def natural_key(name: str) -> list:
@@ -56,9 +58,9 @@ def _pick(names: list[str], count: int) -> str:
     return pages[0]
 
 
-def _check_member(size: int, packed: int, encrypted: bool) -> None:
-    if encrypted:
-        raise ImageLoadError("archive is encrypted")
+def _check_member(size: int, packed: int, refusal: str | None) -> None:
+    if refusal:
+        raise ImageLoadError(refusal)
     if size > MAX_MEMBER_BYTES:
         raise ImageLoadError(f"cover member too large ({size >> 20} MiB > {MAX_MEMBER_BYTES >> 20} MiB)")
     if size > 1024 * 1024 and size > MAX_RATIO * max(packed, 1):
@@ -72,12 +74,13 @@ def _read_bounded(stream: BinaryIO) -> bytes:
     return data
 
 
-def _first_page(archive, encrypted) -> bytes:
-    """The cover's bytes from a zipfile.ZipFile or rarfile.RarFile (they share this API)."""
+def _first_page(archive, refuse) -> bytes:
+    """The cover's bytes from a zipfile.ZipFile or rarfile.RarFile (they share this API);
+    `refuse(info)` is why the cover cannot be read (encrypted...), or None."""
     infos = archive.infolist()
     by_name = {i.filename: i for i in infos if not i.is_dir()}
     info = by_name[_pick(list(by_name), len(infos))]
-    _check_member(info.file_size, info.compress_size, encrypted(info))
+    _check_member(info.file_size, info.compress_size, refuse(info))
     with archive.open(info) as member:
         return _read_bounded(member)
 
@@ -85,7 +88,7 @@ def _first_page(archive, encrypted) -> bytes:
 def _zip_cover(fh: BinaryIO) -> bytes:
     try:
         with zipfile.ZipFile(fh) as zf:
-            return _first_page(zf, lambda info: bool(info.flag_bits & 0x1))
+            return _first_page(zf, lambda info: ENCRYPTED if info.flag_bits & 0x1 else None)
     except ImageLoadError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, ValueError, RuntimeError) as exc:
@@ -95,15 +98,32 @@ def _zip_cover(fh: BinaryIO) -> bytes:
 def _rar_cover(path: str) -> bytes:
     import rarfile
 
+    def refuse(info) -> str | None:
+        # Asked before opening: without a backend, rarfile leaves a temporary copy of a
+        # compressed member behind in the temp folder.
+        if info.needs_password():
+            return ENCRYPTED
+        return None if info.compress_type == rarfile.RAR_M0 or _rar_backend() else NO_RAR_BACKEND
+
     try:
         with rarfile.RarFile(path) as rf:
-            return _first_page(rf, lambda info: info.needs_password())
+            return _first_page(rf, refuse)
     except ImageLoadError:
         raise
     except rarfile.RarCannotExec:
-        raise ImageLoadError("CBR needs an unrar backend: install unrar, unar or bsdtar (libarchive-tools)") from None
+        raise ImageLoadError(NO_RAR_BACKEND) from None
     except (rarfile.Error, OSError, EOFError, ValueError) as exc:
         raise ImageLoadError(f"corrupt archive: {one_line(exc)}") from None
+
+
+def _rar_backend() -> bool:
+    import rarfile
+
+    try:
+        rarfile.tool_setup()
+        return True
+    except rarfile.RarCannotExec:
+        return False
 
 
 def _pdf_cover(path: str, target: int) -> Image.Image:

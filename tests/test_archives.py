@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -59,9 +60,12 @@ def test_compressed_cbr_without_backend_names_the_missing_tool(tmp_path, monkeyp
         raise rarfile.RarCannotExec("Cannot find working tool")
 
     monkeypatch.setattr(rarfile, "tool_setup", no_tool)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     path = rar4(tmp_path / "packed.cbr", {"1.png": RED}, method=0x33)
     with pytest.raises(ImageLoadError, match="unrar backend: install unrar, unar or bsdtar"):
         imaging.load_image(path)
+    assert not os.listdir(tmp_path / "tmp")  # rarfile's temporary copy of the member is not left behind
 
 
 def test_pdf_cover_renders_first_page(tmp_path):
