@@ -189,12 +189,13 @@ elif op == "index":
 
 
 @pytest.fixture
-def fake_cli(tmp_path):
-    """A stand-in `stylesearch` that logs how it was called; returns (environ, read_log)."""
+def fake_cli(tmp_path, monkeypatch):
+    """A stand-in `stylesearch` that logs how it was called, and no daemon on the socket (which
+    the plugin finds through the process environment); returns (environ, read_log)."""
+    monkeypatch.setenv("STYLESEARCH_SOCKET", str(tmp_path / "no-daemon.sock"))
     script = executable(tmp_path / "bin" / "stylesearch", FAKE_CLI)
     log = tmp_path / "calls.jsonl"
-    environ = {"PATH": str(script.parent), "HOME": str(tmp_path), "FAKE_LOG": str(log), "LD_LIBRARY_PATH": "/opt/calibre/lib",
-               "STYLESEARCH_SOCKET": str(tmp_path / "no-daemon.sock")}
+    environ = {"PATH": str(script.parent), "HOME": str(tmp_path), "FAKE_LOG": str(log), "LD_LIBRARY_PATH": "/opt/calibre/lib"}
     return environ, lambda: [json.loads(line) for line in log.read_text().splitlines()]
 
 

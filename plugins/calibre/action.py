@@ -53,7 +53,7 @@ class StyleSearchAction(InterfaceAction):
         books = self._selected(1, "select one book to find books drawn in a similar art style", done)
         if not books:
             return
-        book, root, known = books[0], self.gui.current_db.library_path, frozenset(self.gui.current_db.new_api.all_book_ids())
+        book, (root, known) = books[0], self._library()
         k = config.prefs["results"]
 
         def work(client, progress, aborted):
@@ -72,7 +72,7 @@ class StyleSearchAction(InterfaceAction):
         books = self._selected(2, "select two books to morph from one art style to the other", done)
         if not books:
             return
-        (a, b), root, known = books, self.gui.current_db.library_path, frozenset(self.gui.current_db.new_api.all_book_ids())
+        (a, b), (root, known) = books, self._library()
 
         def work(client, progress, aborted):
             return logic.morph_results(client.morph(a.query_file(), b.query_file()), root, known)
@@ -122,6 +122,11 @@ class StyleSearchAction(InterfaceAction):
             if not book.query_file():
                 return self._fail(f"\u201c{self._title(book.id)}\u201d has no cover or comic file to compare", done)
         return books
+
+    def _library(self):
+        """The library's folder and book ids, for matching results in a job."""
+        db = self.gui.current_db
+        return db.library_path, frozenset(db.new_api.all_book_ids())
 
     def _book(self, book_id, with_comics=True):
         db = self.gui.current_db

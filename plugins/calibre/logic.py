@@ -159,7 +159,9 @@ def explain(message: str) -> str:
 @dataclass
 class Client:
     """stylesearch as the plugin reaches it: the daemon's socket when one answers (and the
-    user allows it), else the command line with `--json`. Every failure is StyleSearchFailed."""
+    user allows it), else the command line with `--json`. Every failure is StyleSearchFailed.
+    `environ` is where the executable is looked for and what the subprocess gets (cleaned); the
+    socket's place comes from the process environment, as for every stylesearch client."""
 
     executable: str = ""  # "" = auto-detect
     use_daemon: bool = True
