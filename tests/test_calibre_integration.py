@@ -90,13 +90,15 @@ def expected_marks(prefix: str, book_ids) -> dict[str, str]:
 
 
 def test_plugin_in_calibre_without_daemon(setup, tmp_path):
-    """The command-line path: the plugin indexes the covers, finds similar books, restores
-    the user's search, and morphs, all through `stylesearch` subprocesses."""
+    """The command-line path: the plugin says why it cannot search yet, indexes the covers,
+    finds similar books, restores the user's search, and morphs, all through `stylesearch`
+    subprocesses."""
     env, library, covers = setup
     steps = selftest(env, library, tmp_path, [["search", "title:comic"], ["sort", "title"], ["settings", {"results": 4}],
-                                              ["index"], ["similar", 1], ["restore"], ["morph", 1, 6]])
-    search, sort, settings, index, similar, restore, morph = steps
-    assert [s["error"] for s in steps] == [None] * 7
+                                              ["similar", 1], ["index"], ["similar", 1], ["restore"], ["morph", 1, 6]])
+    search, sort, settings, too_early, index, similar, restore, morph = steps
+    assert too_early["error"].startswith("no index yet: run \u201cIndex this library\u201d first (no library at ")
+    assert [s["error"] for s in steps if s is not too_early] == [None] * 7
     assert settings["message"] == f"auto-detected: {Path(sys.executable).with_name('stylesearch')}"
     assert search["search"] == "title:comic" and sort["view"] == list(range(1, BOOKS + 1))
     assert index["message"].startswith(f"indexed {BOOKS} file(s): {BOOKS} added")
