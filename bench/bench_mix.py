@@ -11,7 +11,8 @@ run is validated and scored on them. Runs are `recipe:data` pairs:
   triplet, arcface (the paper's baselines);
 - data: real, synthetic, mixed (P x K batches balanced across sources).
 Every run takes the same number of optimiser steps of the same batch shape and image size.
-Simple baselines are scored on the same images. Resumable: finished runs are kept in
+Simple baselines are scored on the same images; the table is printed and written as
+OUT/table.md. Resumable: finished runs are kept in
 OUT/results.json and skipped; an interrupted one resumes from its last epoch.
 """
 
@@ -50,7 +51,7 @@ RECIPES = {
     "triplet": {"loss": "triplet", "pooling": "avg"},
     "arcface": {"loss": "arc", "pooling": "avg"},
 }
-DEFAULT_RUNS = "ours:real,ours:synthetic,ours:mixed,paper:mixed,triplet:mixed,arcface:mixed"
+DEFAULT_RUNS = "ours:real,ours:mixed,ours:synthetic,triplet:mixed,arcface:mixed,paper:mixed"
 
 
 def write_csv(path: Path, examples: list[Example]) -> None:
@@ -118,15 +119,19 @@ def main() -> None:
         console.print(f"{run}: NMI {results[run]['scores']['NMI']}  mAP@R {results[run]['scores']['mAP@R']}  ({minutes:.1f} min)")
         save()
 
-    table = Table(title=f"Held-out real styles ({len(held)} images, {len({e.artist for e in held})} styles); "
-                        f"{args.steps} steps of {args.p}x{args.k} at {args.input_size} px", box=None)
-    for column in ("model", "ACC", "ARI", "NMI", "P@10", "mAP@R", "train min"):
+    title = (f"Held-out real styles ({len(held)} images, {len({e.artist for e in held})} styles); "
+             f"{args.steps} steps of {args.p}x{args.k} at {args.input_size} px")
+    columns = ("ACC", "ARI", "NMI", "P@10", "mAP@R")
+    table = Table(title=title, box=None)
+    for column in ("model", *columns, "train min"):
         table.add_column(column, justify="left" if column == "model" else "right")
+    lines = [f"| model | {' | '.join(columns)} | train min |", "|---" * (len(columns) + 2) + "|"]
     for label, row in results.items():
-        s = row["scores"]
-        table.add_row(label, *(str(s[c]) for c in ("ACC", "ARI", "NMI", "P@10", "mAP@R")), str(row["minutes"]))
+        cells = [str(row["scores"][c]) for c in columns]
+        table.add_row(label, *cells, str(row["minutes"]))
+        lines.append(f"| {label} | {' | '.join(cells)} | {row['minutes']} |")
     console.print(table)
-
+    (args.out / "table.md").write_text(f"{title}\n\n" + "\n".join(lines) + "\n")
 
 if __name__ == "__main__":
     main()
