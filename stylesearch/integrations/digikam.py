@@ -188,7 +188,7 @@ def _tag_sidecars(paths: list[str], *keywords: tuple[str, ...]) -> None:
     for path in paths:
         try:
             xmp.add_keywords(path, keywords)
-        except (OSError, ValueError) as exc:  # xml.parsers.expat.ExpatError is a ValueError
+        except (OSError, ValueError) as exc:
             raise StyleSearchError(f"cannot tag {path}: {exc}") from None
 
 

@@ -102,7 +102,10 @@ def resolve_root(kind: int, identifier: str, specific_path: str) -> str | None:
     """The folder of an album root, as digiKam finds it: a volume (by UUID, label or mount
     path) plus the path on that volume, a plain path, or the first mounted network path."""
     url = urllib.parse.urlsplit(identifier)
-    query = urllib.parse.parse_qs(url.query)
+    query: dict[str, list[str]] = {}  # as QUrlQuery reads it: '+' is a plus, not a space
+    for pair in url.query.split("&"):
+        key, _, value = pair.partition("=")
+        query.setdefault(key, []).append(urllib.parse.unquote(value))
     if kind == NETWORK or url.scheme == "networkshareid":
         mounted = [p for p in query.get("mountpath", []) if os.path.isdir(p) and os.listdir(p)]
         return (mounted[0].rstrip("/") or "/") if mounted else None

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from xml.dom import minidom
+from xml.parsers.expat import ExpatError
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 XMLNS = "http://www.w3.org/2000/xmlns/"
@@ -44,9 +45,12 @@ def keyword(*names: str) -> tuple[str, ...]:
 
 def add_keywords(image: str | os.PathLike, keywords: Iterable[tuple[str, ...]]) -> Path:
     """Add `keywords` to the sidecar of `image` (created when missing); returns its path.
-    Keywords already there are not repeated."""
+    Keywords already there are not repeated. ValueError if the sidecar is not XMP."""
     path = sidecar_path(image)
-    doc = minidom.parse(str(path)) if path.exists() else minidom.parseString(_EMPTY.encode())
+    try:
+        doc = minidom.parse(str(path)) if path.exists() else minidom.parseString(_EMPTY.encode())
+    except ExpatError as exc:
+        raise ValueError(f"{path} is not valid XML ({exc})") from None
     rdf = _first(doc.getElementsByTagNameNS(RDF, "RDF"), path)
     for namespace, prefix, prop, container, separator in FIELDS:
         items = _container(doc, rdf, namespace, prefix, prop, container)
