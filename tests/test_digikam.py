@@ -5,6 +5,7 @@ The same flows against a real digiKam are in tests/test_digikam_integration.py."
 
 import json
 import os
+import re
 import shlex
 import shutil
 import sqlite3
@@ -310,17 +311,29 @@ def test_desktop_exec_quoting_round_trips():
         assert exec_split(desktop_exec_word(word)) == [word]
 
 
+def digikam_split(value: str) -> list[str]:
+    """How digiKam 7.9 itself runs an Open With entry (DServiceMenu::runFiles): split at
+    spaces outside double quotes, strip a word's surrounding quotes, no other unescaping."""
+    words = re.split(r' +(?=(?:[^"]*"[^"]*")*[^"]*$)', value)
+    return [w[1:-1] if len(w) > 1 and w[0] == w[-1] == '"' else w for w in words if w]
+
+
 @pytest.mark.skipif(not shutil.which("desktop-file-validate"), reason="desktop-file-validate not installed (apt install desktop-file-utils)")
-def test_desktop_entries_are_valid_before_and_after_install(tmp_path):
+@pytest.mark.parametrize("home", ["my data/share", f"{WEIRD}/share"])
+def test_desktop_entries_are_valid_and_run_the_launcher(tmp_path, home):
     source = Path(__file__).parents[1] / "plugins" / "digikam"
-    command = [f"/opt/{WEIRD}/bin/python", "-m", "stylesearch", "--library", "/data/my library"]
-    written = install(command, tmp_path / "share", tag_results=True)
-    entries = [p for p in written if p.suffix == ".desktop"]
+    written = install(["/opt/venv/bin/python", "-m", "stylesearch", "--library", "/data/my library"], tmp_path / home,
+                      tag_results=True)
+    entries, launcher = written[:2], written[2]
     for desktop in [*source.glob("*.desktop"), *entries]:
         done = subprocess.run(["desktop-file-validate", str(desktop)], capture_output=True, text=True)
         assert done.returncode == 0 and not done.stdout.strip(), f"{desktop}: {done.stdout}"
-    assert exec_words(entries[0]) == [*command, "digikam", "similar", "--tag", "%f"]
-    assert exec_words(entries[1]) == [*command, "digikam", "morph", "--tag", "%F"]
+    assert exec_words(entries[0]) == [str(launcher), "digikam", "similar", "--tag", "%f"]
+    assert exec_words(entries[1]) == [str(launcher), "digikam", "morph", "--tag", "%F"]
+    if '"' not in home:  # digiKam's own splitting cannot take escaped quotes: the launcher path avoids them
+        value = next(line for line in entries[0].read_text().splitlines() if line.startswith("Exec="))[5:]
+        assert digikam_split(value) == [str(launcher), "digikam", "similar", "--tag", "%f"]
+    assert "exec /opt/venv/bin/python -m stylesearch --library '/data/my library' \"$@\"" in launcher.read_text()
     mime = next(line for line in entries[0].read_text().splitlines() if line.startswith("MimeType="))
     assert {"image/jpeg", "image/png", "image/webp"} <= set(mime[9:].split(";"))
 
@@ -329,13 +342,15 @@ def test_plugins_command_installs_and_uninstalls(tmp_path, env):
     home = tmp_path / "xdg"
     done = invoke("plugins", "digikam", "--install", XDG_DATA_HOME=str(home))
     assert done.exit_code == 0, done.output
-    script = home / "stylesearch" / "digikam" / "bqm-index.sh"
-    assert (home / "applications" / "stylesearch-similar.desktop").is_file() and os.access(script, os.X_OK)
-    assert f"set -- {shlex.join([sys.executable, '-m', 'stylesearch'])}\n" in script.read_text()
-    assert f"sh {shlex.quote(str(script))} <<'STYLESEARCH_PATHS'\n$INPUT\n$OUTPUT\n" in done.output
+    folder = home / "stylesearch" / "digikam"
+    assert (home / "applications" / "stylesearch-similar.desktop").is_file() and os.access(folder / "bqm-index.sh", os.X_OK)
+    assert f"set -- {shlex.quote(str(folder / 'stylesearch'))}\n" in (folder / "bqm-index.sh").read_text()
+    assert f"sh {shlex.quote(str(folder / 'bqm-index.sh'))} <<'STYLESEARCH_PATHS'\n$INPUT\n$OUTPUT\n" in done.output
+    version = subprocess.run([folder / "stylesearch", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "stylesearch" in version.stdout
     assert invoke("plugins", "digikam").exit_code == 1
     removed = invoke("plugins", "digikam", "--uninstall", XDG_DATA_HOME=str(home))
-    assert "Removed 4 file(s)" in removed.output and not script.exists()
+    assert "Removed 5 file(s)" in removed.output and not folder.joinpath("stylesearch").exists()
 
 
 def run_like_digikam(snippet: str, input_path: Path, output_path: Path, env: dict) -> subprocess.CompletedProcess:

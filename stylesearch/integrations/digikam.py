@@ -235,11 +235,17 @@ def data_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
 
 
-def installed_paths(home: Path) -> tuple[list[Path], Path, Path]:
-    """What `install` writes under the XDG data dir `home`: the desktop entries, the Batch
-    Queue Manager script and the text to paste into digiKam."""
-    folder = home / "stylesearch" / "digikam"
-    return [home / "applications" / name for name in DESKTOP_FILES], folder / BQM_SCRIPT, folder / BQM_SNIPPET
+class Installed:
+    """The files `install` writes under an XDG data dir: the Open With entries, a launcher
+    they and the queue script run, the Batch Queue Manager script and the text to paste."""
+
+    def __init__(self, home: Path) -> None:
+        folder = home / "stylesearch" / "digikam"
+        self.entries = [home / "applications" / name for name in DESKTOP_FILES]
+        self.launcher, self.script, self.snippet = folder / "stylesearch", folder / BQM_SCRIPT, folder / BQM_SNIPPET
+
+    def paths(self) -> list[Path]:
+        return [*self.entries, self.launcher, self.script, self.snippet]
 
 
 def desktop_exec_word(word: str) -> str:
@@ -253,27 +259,31 @@ def desktop_exec_word(word: str) -> str:
 
 
 def install(command: list[str], home: Path, tag_results: bool = False) -> list[Path]:
-    """Write the Open With entries (running `command`) and the Batch Queue Manager script
-    under the XDG data dir `home`; returns the files written."""
-    source = source_dir()
-    entries, script, snippet = installed_paths(home)
-    for name, target in zip(DESKTOP_FILES, entries, strict=True):
+    """Write the Open With entries and the Batch Queue Manager script under the XDG data dir
+    `home`, both running `command` through one launcher script; returns the files written.
+
+    The launcher keeps the entries' Exec lines free of escapes: digiKam splits Exec at
+    spaces outside double quotes and strips the quotes, but undoes no backslash escapes."""
+    source, files = source_dir(), Installed(home)
+    _write(files.launcher, "#!/bin/sh\n# stylesearch as `stylesearch plugins digikam --install` ran it (same Python, "
+                           f"library and model).\nexec {shlex.join(command)} \"$@\"\n", 0o755)
+    for name, target in zip(DESKTOP_FILES, files.entries, strict=True):
         lines = []
         for line in (source / name).read_text(encoding="utf-8").splitlines():
             if line.startswith("Exec=stylesearch "):
                 *args, field_code = line.split()[1:]
-                words = [*command, *args, *(["--tag"] if tag_results else []), field_code]
-                line = "Exec=" + " ".join(desktop_exec_word(w) for w in words[:-1]) + " " + field_code
+                words = [str(files.launcher), *args, *(["--tag"] if tag_results else [])]
+                line = "Exec=" + " ".join(map(desktop_exec_word, words)) + " " + field_code
             lines.append(line)
         _write(target, "\n".join(lines) + "\n", 0o644)
     text = (source / BQM_SCRIPT).read_text(encoding="utf-8")
     if _COMMAND_LINE not in text:
         raise StyleSearchError(f"{source / BQM_SCRIPT}: the command line to fill in is missing")
-    _write(script, text.replace(_COMMAND_LINE, "set -- " + shlex.join(command)), 0o755)
-    _write(snippet, (source / BQM_SNIPPET).read_text(encoding="utf-8").replace(_SNIPPET_SCRIPT, shlex.quote(str(script))),
-           0o644)
+    _write(files.script, text.replace(_COMMAND_LINE, "set -- " + shlex.quote(str(files.launcher))), 0o755)
+    snippet = (source / BQM_SNIPPET).read_text(encoding="utf-8")
+    _write(files.snippet, snippet.replace(_SNIPPET_SCRIPT, shlex.quote(str(files.script))), 0o644)
     _refresh_menus(home / "applications")
-    return [*entries, script, snippet]
+    return files.paths()
 
 
 def _write(path: Path, text: str, mode: int) -> None:
@@ -313,8 +323,7 @@ def plugins_digikam(ctx: click.Context, install_it: bool, tag_results: bool, uni
         raise StyleSearchError("give --install or --uninstall (see --help)")
     home = data_home()
     if uninstall:
-        entries, script, snippet = installed_paths(home)
-        removed = [p for p in (*entries, script, snippet) if p.exists()]
+        removed = [p for p in Installed(home).paths() if p.exists()]
         for path in removed:
             path.unlink()
         _refresh_menus(home / "applications")
