@@ -254,6 +254,7 @@ def test_write_db_is_refused_while_digikam_runs(collection, env, fake_digikam):
     refused = invoke("digikam", "tag", visible[0], "-t", "stylesearch/x", "--write-db", "--db", db)
     assert refused.exit_code == 1 and "digiKam is running: close it first" in refused.output
     assert db.read_bytes() == before and not list(db.parent.glob("*.stylesearch-backup-*"))
+    assert not Path(visible[0] + ".xmp").exists()  # refused as a whole
 
 
 def test_write_db_backs_up_then_tags_in_one_transaction(collection, env):

@@ -164,18 +164,18 @@ def tag(images: tuple[str, ...], tags: tuple[str, ...], write_db: bool, db: Path
     "Read from sidecar files" on: select the images, then Item > Reread Metadata From Files.
     """
     keywords = [xmp.keyword(*t.strip("/").split("/")) for t in tags]
-    _tag_sidecars(list(images), *keywords)
-    click.echo(f"Tagged {len(images)} image(s) in their XMP sidecars.")
-    if write_db:
+    if write_db:  # first, so that a refusal (digiKam running, unknown image) changes nothing
         backup, assigned = digikam_db.write_tags(db or digikam_db.find_db(), {image: keywords for image in images})
         click.echo(f"Assigned {assigned} tag(s) in digiKam's database (backup: {backup}).")
+    _tag_sidecars(list(images), *keywords)
+    click.echo(f"Tagged {len(images)} image(s) in their XMP sidecars.")
 
 
 def _answer(ctx: click.Context, command: str, args: list[str], stem: str, as_sheet: bool) -> tuple[list[dict], Path]:
     """Run `stylesearch similar|morph ... --json` with a picture; its JSON lines and picture."""
     folder = Path(platformdirs.user_cache_dir("stylesearch")) / "digikam"
     folder.mkdir(parents=True, exist_ok=True)
-    picture = folder / f"{command}-{xmp.keyword(stem)[0]}-{time.strftime('%Y%m%d-%H%M%S')}.{'png' if as_sheet else 'html'}"
+    picture = folder / f"{command}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}.{'png' if as_sheet else 'html'}"
     done = subprocess.run([*stylesearch_command(ctx), command, *args, "--json", "--sheet" if as_sheet else "--html",
                            str(picture)], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
     if done.returncode:

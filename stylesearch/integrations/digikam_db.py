@@ -166,8 +166,8 @@ def write_tags(db: Path, tags: dict[str, list[tuple[str, ...]]]) -> tuple[Path, 
     """Assign hierarchical tags to images directly in digikam4.db: refused while digiKam runs,
     after a backup copy, in one short transaction. Returns (backup, tags assigned)."""
     if digikam_running():
-        raise StyleSearchError("digiKam is running: close it first (or write XMP sidecars and use "
-                               "Item > Reread Metadata From Files in digiKam)")
+        raise StyleSearchError("digiKam is running: close it first, or tag without --write-db (XMP sidecars only; "
+                               "then Item > Reread Metadata From Files in digiKam)")
     with closing(connect_readonly(db)) as conn:
         roots = [c for c in collections(conn) if c.path is not None]
     backup = db.with_name(f"{db.name}.stylesearch-backup-{time.strftime('%Y%m%d-%H%M%S')}")
