@@ -18,14 +18,19 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import closing, contextmanager
+from collections.abc import Iterator
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import platformdirs
 
 from ..errors import StyleSearchError
 from . import digikam_db, xmp
+
+if TYPE_CHECKING:
+    from ..cli import _State
 
 DESKTOP_FILES = ("stylesearch-similar.desktop", "stylesearch-morph.desktop")
 BQM_SCRIPT, BQM_SNIPPET = "bqm-index.sh", "bqm-user-script.txt"
@@ -69,7 +74,7 @@ def digikam() -> None:
               help="Without a running daemon, index the collections now (no progress bar: `stylesearch index` has one).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: collections, images, indexed.")
 @click.pass_obj
-def sync(state, db: Path | None, index_now: bool, as_json: bool) -> None:
+def sync(state: _State, db: Path | None, index_now: bool, as_json: bool) -> None:
     """Watch digiKam's collections, so stylesearch indexes what digiKam shows.
 
     Reads digiKam's database read-only (never changes it), adds every available collection
@@ -207,7 +212,7 @@ def _show(picture: Path, no_open: bool) -> None:
 
 
 @contextmanager
-def _told_on_desktop():
+def _told_on_desktop() -> Iterator[None]:
     """digiKam starts Open With entries without a terminal: an error also becomes a desktop
     notification (when notify-send exists), or the user would see nothing happen."""
     try:
@@ -215,8 +220,9 @@ def _told_on_desktop():
     except StyleSearchError as exc:
         notify = shutil.which("notify-send")
         if notify and not sys.stderr.isatty():
-            subprocess.run([notify, "--app-name=stylesearch", "stylesearch", str(exc)], check=False,
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+            with suppress(OSError, subprocess.SubprocessError):
+                subprocess.run([notify, "--app-name=stylesearch", "stylesearch", str(exc)], check=False,
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
         raise
 
 
@@ -232,6 +238,7 @@ def source_dir() -> Path:
 
 
 def data_home() -> Path:
+    """The user's XDG data dir, where desktops look for applications."""
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
 
 
@@ -293,8 +300,12 @@ def _write(path: Path, text: str, mode: int) -> None:
 
 
 def _refresh_menus(applications: Path) -> None:
-    """Let desktops (and digiKam's KService cache) see new or removed entries now."""
-    for tool in (["update-desktop-database", str(applications)], ["kbuildsycoca5"]):
+    """Let desktops see new or removed entries now: the MIME cache of that folder, and KDE's
+    service cache (what digiKam's Open With asks) when it is the user's own folder."""
+    tools = [["update-desktop-database", str(applications)]]
+    if applications == data_home() / "applications":
+        tools.append(["kbuildsycoca5"])
+    for tool in tools:
         if shutil.which(tool[0]):
             subprocess.run(tool, stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=120)
 
