@@ -1,4 +1,6 @@
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from stylesearch.model.encoder import EncoderConfig, StyleEncoder
 from samples import drawing, save
 
 TINY = EncoderConfig(embed_dim=16, input_size=32)
+SETTLE = 0.3  # the daemon's settle time in tests
 
 
 def make_model(path: Path, seed: int, name: str = "tiny-test") -> Path:
@@ -54,6 +57,41 @@ def embedder(tiny_model):
     from stylesearch.embed import Embedder
 
     return Embedder(tiny_model, batch_size=4, workers=2)
+
+
+def wait_for(predicate, timeout=20.0) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def socket_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLESEARCH_SOCKET", str(tmp_path / "run" / "daemon.sock"))
+    return tmp_path / "run" / "daemon.sock"
+
+
+@pytest.fixture
+def running(tmp_path, embedder, socket_env):
+    """A Service serving a library with one watched root, in a background thread."""
+    from stylesearch.daemon.service import Service
+    from stylesearch.library.folder import Library
+
+    root = tmp_path / "watched"
+    root.mkdir()
+    library = Library(tmp_path / "lib", create=True)
+    service = Service(library, embedder, settle_s=SETTLE, save_every_s=0.5)
+    thread = threading.Thread(target=service.serve, args=([str(root)],), daemon=True)
+    thread.start()
+    assert wait_for(lambda: socket_env.exists() and service.watcher.watches)
+    yield service, root, library
+    service.shutdown()
+    thread.join(timeout=30)
+    library.close()
 
 
 def pytest_configure(config):

@@ -22,40 +22,8 @@ from stylesearch.library.folder import Library
 from stylesearch.library.indexer import index_paths
 from stylesearch.search.similar import similar
 
+from conftest import SETTLE, wait_for
 from samples import drawing, save
-
-SETTLE = 0.3
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-@pytest.fixture
-def socket_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("STYLESEARCH_SOCKET", str(tmp_path / "run" / "daemon.sock"))
-    return tmp_path / "run" / "daemon.sock"
-
-
-@pytest.fixture
-def running(tmp_path, embedder, socket_env):
-    """A Service serving a library with one watched root, in a background thread."""
-    root = tmp_path / "watched"
-    root.mkdir()
-    library = Library(tmp_path / "lib", create=True)
-    service = Service(library, embedder, settle_s=SETTLE, save_every_s=0.5)
-    thread = threading.Thread(target=service.serve, args=([str(root)],), daemon=True)
-    thread.start()
-    assert wait_for(lambda: socket_env.exists() and service.watcher.watches)
-    yield service, root, library
-    service.shutdown()
-    thread.join(timeout=30)
-    library.close()
 
 
 def paths_in(library, status="ok"):
