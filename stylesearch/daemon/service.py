@@ -13,7 +13,10 @@ import json
 import logging
 import os
 import signal
+import socket
 import socketserver
+import stat
+import struct
 import threading
 import time
 from pathlib import Path
@@ -186,8 +189,20 @@ class _Unavailable(Exception):
     """The request is for another library or model: the caller should work in-process."""
 
 
+def _peer_uid(conn: socket.socket) -> int | None:
+    """The connecting process's uid (SO_PEERCRED, Linux); None where the OS cannot say,
+    and the socket's file mode alone keeps other users out."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return None
+    return struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
+
+
 class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
+        uid = _peer_uid(self.request)
+        if uid is not None and uid != os.getuid():  # even if the socket's mode was loosened
+            log.warning("refused a connection from uid %d", uid)
+            return self._reply({"ok": False, "error": "permission denied: this daemon answers only its own user"})
         for line in self.rfile:
             try:
                 reply = {"ok": True, "result": self.server.service.handle(json.loads(line))}
@@ -198,14 +213,22 @@ class _Handler(socketserver.StreamRequestHandler):
             except Exception as exc:  # noqa: BLE001 - a query must never take the daemon down
                 log.exception("request failed")
                 reply = {"ok": False, "error": f"internal error: {one_line(exc)}"}
-            self.wfile.write(json.dumps(reply).encode() + b"\n")
-            self.wfile.flush()
+            self._reply(reply)
+
+    def _reply(self, reply: dict) -> None:
+        self.wfile.write(json.dumps(reply).encode() + b"\n")
+        self.wfile.flush()
 
 
 def _bind(service: Service) -> socketserver.ThreadingUnixStreamServer:
-    """Listen on the socket (mode 0600 in a 0700 folder); refuse if a daemon already answers."""
+    """Listen on the socket (mode 0600 in a 0700 folder of ours); refuse if a daemon already
+    answers, or if the folder is shared (others could replace the socket or read the pidfile)."""
     path = client.socket_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = os.lstat(path.parent)
+    if not stat.S_ISDIR(folder.st_mode) or folder.st_uid != os.getuid() or stat.S_IMODE(folder.st_mode) & 0o077:
+        raise StyleSearchError(f"the socket folder {path.parent} is not private: it must be your own folder with mode 0700 "
+                               "(choose another with STYLESEARCH_SOCKET)")
     if path.exists():
         try:
             info = client.request("status", timeout=2)
