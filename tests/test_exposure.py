@@ -8,6 +8,7 @@ bytes (the daemon's working folder is not the caller's); answers carry catalog p
 distances, never file contents.
 """
 
+import json
 import os
 import pwd
 import shutil
@@ -17,6 +18,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -163,3 +165,41 @@ def test_other_users_are_refused(running):
     refused = as_nobody(ask)  # ...and if they were loosened, the daemon checks who is calling
     assert "permission denied" in refused and "result" not in refused, refused
     assert ask()[0]["distance"] == 0
+
+
+def raw_exchange(payload: bytes) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(30)
+        conn.connect(str(client.socket_path()))
+        try:
+            conn.sendall(payload)
+        except BrokenPipeError:  # the daemon stopped reading at its limit; its answer is there
+            pass
+        with conn.makefile("rb") as stream:
+            return json.loads(stream.readline())
+
+
+@pytest.mark.parametrize(
+    "op, args, reason",
+    [
+        ("similar", {"query": "relative/a.png"}, "absolute"),
+        ("similar", {"query": ["/etc/passwd"]}, "absolute path"),
+        ("similar", {"query": "/tmp/a\0b.png"}, "NUL"),
+        ("morph", {"a": "/etc/passwd", "b": "../b.png"}, "absolute"),
+        ("enqueue", {"paths": "/home"}, "list"),
+        ("forget", {"paths": [1]}, "absolute path"),
+        ("similar", {"query": "/proc/self/environ"}, "empty file"),
+        ("similar", {"query": "/dev/zero"}, "not a regular file"),
+    ],
+)
+def test_request_paths_are_validated(running, op, args, reason):
+    with pytest.raises(client.DaemonError, match=reason) as info:
+        client.request(op, args, timeout=30)
+    assert "internal error" not in str(info.value)
+
+
+def test_malformed_and_oversized_requests_get_one_line_errors(running):
+    assert "object" in raw_exchange(b"[1, 2]\n")["error"]
+    assert "too long" in raw_exchange(b"{" + b" " * (2 << 20))["error"]  # 2 MiB, no end of line
+    started = time.monotonic()
+    assert client.request("status")["counts"]["ok"] == 0 and time.monotonic() - started < 5  # still answering

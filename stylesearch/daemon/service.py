@@ -31,6 +31,7 @@ from . import client
 from .watcher import Watcher
 
 log = logging.getLogger("stylesearch.daemon")
+MAX_REQUEST_BYTES = 1 << 20  # one request line: an operation, its options and paths
 
 
 class Service:
@@ -94,6 +95,8 @@ class Service:
 
     # --- requests ---------------------------------------------------------------------
     def handle(self, message: dict):
+        if not isinstance(message, dict) or not isinstance(message.get("args", {}), dict):
+            raise StyleSearchError("a request is one JSON object per line, with an object as its args")
         if message.get("v") != client.PROTOCOL_VERSION:
             raise StyleSearchError(f"protocol version {message.get('v')} not supported (this daemon speaks {client.PROTOCOL_VERSION})")
         library = message.get("library")
@@ -107,14 +110,14 @@ class Service:
         if op == "status":
             return self.status()
         if op == "similar":
-            hits = similar(self.library, args["query"], k=int(args.get("k", 10)), include_self=bool(args.get("include_self")),
+            hits = similar(self.library, _path(args.get("query")), k=int(args.get("k", 10)), include_self=bool(args.get("include_self")),
                            distinct=bool(args.get("distinct")), model=self.embedder.info.path, make_embedder=embed)
             return [h.to_dict() for h in hits]
         if op == "morph":
-            return morph_answer(*morph(self.library, args["a"], args["b"], k=int(args.get("k", 5)), steps=args.get("steps"),
+            return morph_answer(*morph(self.library, _path(args.get("a")), _path(args.get("b")), k=int(args.get("k", 5)), steps=args.get("steps"),
                                        model=self.embedder.info.path, make_embedder=embed))
         if op == "enqueue":  # `stylesearch index PATH...` while the daemon runs: no settle wait
-            paths = [os.path.abspath(p) for p in args.get("paths", [])]
+            paths = _paths(args.get("paths", []))
 
             def run() -> None:
                 self._index_batch(paths, as_roots=bool(args.get("as_roots")), retry_failed=bool(args.get("retry_failed")))
@@ -129,7 +132,7 @@ class Service:
             return {"queued": len(self.roots())}
         if op == "forget":
             with self.index_lock:
-                forgotten = self.library.forget(args.get("paths", []))
+                forgotten = self.library.forget(_paths(args.get("paths", [])))
                 self.dirty = True
             self._follow_roots()
             return {"forgotten": forgotten}
@@ -189,6 +192,23 @@ class _Unavailable(Exception):
     """The request is for another library or model: the caller should work in-process."""
 
 
+def _path(value: object) -> str:
+    """A path from a request: an absolute string (the daemon's working folder is not the
+    caller's) without NUL bytes. The caller is the daemon's own user (see _Handler), so the
+    daemon reads nothing that its caller could not read itself."""
+    if not isinstance(value, str) or not os.path.isabs(value):
+        raise StyleSearchError(f"expected an absolute path, not {value!r:.100}")
+    if "\0" in value:
+        raise StyleSearchError("a path must not contain NUL bytes")
+    return value
+
+
+def _paths(value: object) -> list[str]:
+    if not isinstance(value, list):
+        raise StyleSearchError("paths must be a list of absolute paths")
+    return [_path(v) for v in value]
+
+
 def _peer_uid(conn: socket.socket) -> int | None:
     """The connecting process's uid (SO_PEERCRED, Linux); None where the OS cannot say,
     and the socket's file mode alone keeps other users out."""
@@ -203,7 +223,9 @@ class _Handler(socketserver.StreamRequestHandler):
         if uid is not None and uid != os.getuid():  # even if the socket's mode was loosened
             log.warning("refused a connection from uid %d", uid)
             return self._reply({"ok": False, "error": "permission denied: this daemon answers only its own user"})
-        for line in self.rfile:
+        while line := self.rfile.readline(MAX_REQUEST_BYTES + 1):
+            if len(line) > MAX_REQUEST_BYTES:
+                return self._reply({"ok": False, "error": f"request too long (over {MAX_REQUEST_BYTES} bytes)"})
             try:
                 reply = {"ok": True, "result": self.server.service.handle(json.loads(line))}
             except _Unavailable as exc:
