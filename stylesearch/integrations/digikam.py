@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import platformdirs
 
 from ..errors import StyleSearchError
-from . import digikam_db, xmp
 
 if TYPE_CHECKING:
     from ..cli import _State
@@ -81,6 +79,8 @@ def sync(state: _State, db: Path | None, index_now: bool, as_json: bool) -> None
     as a watched folder, and asks the running daemon to index them. Then counts how many of
     the images digiKam shows (not hidden, trashed or videos) are indexed.
     """
+    from . import digikam_db  # here, not at the top: every stylesearch command imports this module
+
     db = db or digikam_db.find_db()
     with closing(digikam_db.connect_readonly(db)) as conn:
         found = digikam_db.collections(conn)
@@ -128,6 +128,8 @@ def similar(ctx: click.Context, image: Path, k: int, as_sheet: bool, tag: bool, 
     Opens an HTML gallery (or a contact sheet) of the nearest styles in your default
     browser or viewer.
     """
+    from . import xmp
+
     with _told_on_desktop():
         hits, picture = _answer(ctx, "similar", [str(image), "-k", str(k)], image.stem, as_sheet)
         if tag:
@@ -145,6 +147,8 @@ def similar(ctx: click.Context, image: Path, k: int, as_sheet: bool, tag: bool, 
 def morph(ctx: click.Context, images: tuple[Path, ...], steps: int, as_sheet: bool, tag: bool, no_open: bool) -> None:
     """Show works whose style leads from one image to another: digiKam's Open With > Style
     morph, with exactly two images selected."""
+    from . import xmp
+
     with _told_on_desktop():
         if len(images) != 2:
             raise StyleSearchError(f"Style morph needs exactly two images; {len(images)} were selected")
@@ -168,6 +172,8 @@ def tag(images: tuple[str, ...], tags: tuple[str, ...], write_db: bool, db: Path
     digiKam reads sidecar tags when Settings > Configure digiKam > Metadata > Sidecars has
     "Read from sidecar files" on: select the images, then Item > Reread Metadata From Files.
     """
+    from . import digikam_db, xmp
+
     keywords = [xmp.keyword(*t.strip("/").split("/")) for t in tags]
     if write_db:  # first, so that a refusal (digiKam running, unknown image) changes nothing
         backup, assigned = digikam_db.write_tags(db or digikam_db.find_db(), {image: keywords for image in images})
@@ -178,6 +184,8 @@ def tag(images: tuple[str, ...], tags: tuple[str, ...], write_db: bool, db: Path
 
 def _answer(ctx: click.Context, command: str, args: list[str], stem: str, as_sheet: bool) -> tuple[list[dict], Path]:
     """Run `stylesearch similar|morph ... --json` with a picture; its JSON lines and picture."""
+    import platformdirs
+
     folder = Path(platformdirs.user_cache_dir("stylesearch")) / "digikam"
     folder.mkdir(parents=True, exist_ok=True)
     picture = folder / f"{command}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}.{'png' if as_sheet else 'html'}"
@@ -190,6 +198,8 @@ def _answer(ctx: click.Context, command: str, args: list[str], stem: str, as_she
 
 
 def _tag_sidecars(paths: list[str], *keywords: tuple[str, ...]) -> None:
+    from . import xmp
+
     for path in paths:
         try:
             xmp.add_keywords(path, keywords)
