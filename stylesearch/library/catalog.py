@@ -59,8 +59,12 @@ def under(prefix: bytes) -> tuple[bytes, bytes]:
 class Catalog:
     """One connection to `<library>/catalog.sqlite3` (WAL: readers never block the writer)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        if read_only:  # a read-only file system: nothing can change the file, so no WAL index is needed
+            self.db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?immutable=1", uri=True, isolation_level=None,
+                                      check_same_thread=False)
+            return
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")

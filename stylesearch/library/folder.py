@@ -30,8 +30,11 @@ class Library:
                 self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             except OSError as exc:
                 raise StyleSearchError(f"cannot create library folder {self.folder}: {exc.strerror or exc}") from None
+        # On a read-only file system nothing can change the catalog: readers open it as such
+        # (SQLite could not create its WAL index there), writers get a clear refusal.
+        self.read_only = bool(os.statvfs(self.folder).f_flag & os.ST_RDONLY)
         try:
-            self.catalog = Catalog(self.folder / "catalog.sqlite3")
+            self.catalog = Catalog(self.folder / "catalog.sqlite3", read_only=self.read_only)
         except Exception as exc:  # noqa: BLE001 - sqlite3 raises several types for a bad file
             raise StyleSearchError(f"cannot open catalog in {self.folder}: {exc}") from None
         self.ann_path = self.folder / "index.hnsw"
@@ -53,6 +56,9 @@ class Library:
     def writer(self) -> Iterator[None]:
         """Hold the library's write lock (non-blocking: a second writer gets a clear error).
         Re-entrant for this object, so the daemon can hold it for its whole life."""
+        if self.read_only:
+            raise StyleSearchError(f"the library folder {self.folder} is on a read-only file system: "
+                                   "searching works, indexing and forgetting need it writable")
         if self._writer_depth:
             self._writer_depth += 1
             try:
@@ -160,3 +166,4 @@ class Library:
                 self.catalog.bump_generation()
             self.save_ann(ann)
         return forgotten
+
