@@ -75,7 +75,7 @@ def index_agrees(library) -> None:
         assert distances[0] < 1e-4
 
 
-@pytest.mark.parametrize("free_kib", [256], ids=["fills-mid-run"])
+@pytest.mark.parametrize("free_kib", [0, 256], ids=["full-at-start", "fills-mid-run"])
 def test_disk_full_is_a_clear_error_and_recovers(library_on, small_disk, tmp_path, free_kib):
     images = tmp_path / "images"
     add_images(images, 0, 20)

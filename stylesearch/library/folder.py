@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ class Library:
         try:
             self.catalog = Catalog(self.folder / "catalog.sqlite3", read_only=self.read_only)
         except Exception as exc:  # noqa: BLE001 - sqlite3 raises several types for a bad file
-            raise StyleSearchError(f"cannot open catalog in {self.folder}: {exc}") from None
+            raise StyleSearchError(f"cannot open catalog in {self.folder}: {exc}{_disk_hint(self.folder)}") from None
         self.ann_path = self.folder / "index.hnsw"
         self._ann: AnnIndex | None = None  # in memory, valid for _ann_stamp
         self._ann_stamp: tuple | None = None
@@ -167,3 +168,8 @@ class Library:
             self.save_ann(ann)
         return forgotten
 
+
+def _disk_hint(folder: Path) -> str:
+    """Why SQLite's 'disk I/O error' or 'unable to open' happened, when the disk is full."""
+    free = shutil.disk_usage(folder).free
+    return f" (the disk is full: {free >> 10} KiB free)" if free < 1 << 20 else ""
