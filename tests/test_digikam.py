@@ -243,6 +243,9 @@ def fake_digikam(tmp_path):
     binary = tmp_path / "digikam"
     shutil.copy(shutil.which("sleep"), binary)
     proc = subprocess.Popen([binary, "60"])
+    deadline = time.monotonic() + 20
+    while not digikam_db.digikam_running() and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the child has exec'd: before that it still bears the parent's name
     yield proc
     proc.kill()
     proc.wait()
