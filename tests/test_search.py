@@ -215,3 +215,20 @@ def test_damaged_graph_cache_is_rebuilt(line):
         cache.write_bytes(damage)
         steps, _ = morph(lib, root / "w0.png", root / "w9.png", k=1, make_embedder=lambda _: embedder)
         assert len(steps) == 10
+
+
+def test_graph_ignores_index_entries_the_catalog_no_longer_has(line):
+    """In the daemon a deletion is committed to the catalog a moment before it leaves the live
+    index; a graph built in that moment must not link works through the deleted ones."""
+    lib, root, embedder = line
+    with lib.writer():  # as the daemon: the in-memory index is the one in use
+        lib.ann()
+        gone = [lib.catalog.row(os.fsencode(root / name)).id for name in ("w5.png", "island1.png")]  # island1: the top id
+        with lib.catalog.transaction():
+            lib.catalog.delete(gone)
+            lib.catalog.bump_generation()
+        graph = morph_module.build_graph(lib, 1)
+    ids, vectors = lib.catalog.searchable(lib.model_id)
+    assert list(graph.ids) == list(ids) and (graph.neighbours >= 0).all()
+    true = np.linalg.norm(vectors[graph.neighbours[:, 0]] - vectors, axis=1)
+    assert graph.distances[:, 0] == pytest.approx(true)  # every edge joins the two works it claims to

@@ -26,6 +26,7 @@ from ..library.folder import Library
 from .similar import query_vector
 
 GRAPH_EF = 128  # neighbour search effort while building the graph (queries use more)
+GRAPH_SLACK = 4  # extra neighbours asked for, for labels a concurrent commit made stale
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,22 @@ def build_graph(library: Library, k: int) -> Graph:
     ann = library.ann(vectors.shape[1])
     k = min(k, len(ids) - 1)
     with ann.lock:  # the daemon may be adding to the index meanwhile
-        ann.index.set_ef(max(GRAPH_EF, k + 1))
-        labels, d2 = ann.index.knn_query(vectors, k=k + 1)
-    position = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+        wanted = min(k + 1 + GRAPH_SLACK, ann.live)
+        ann.index.set_ef(max(GRAPH_EF, wanted))
+        labels, d2 = ann.index.knn_query(vectors, k=wanted)
+    # The live index can differ from this catalog snapshot by the commit being applied now
+    # (the daemon commits, then updates the index): labels it has that the snapshot lacks
+    # are skipped, and a row left short of k neighbours is searched exactly.
+    position = np.full(max(int(ids.max()), int(labels.max(initial=0))) + 1, -1, dtype=np.int64)
     position[ids] = np.arange(len(ids))
     neighbours, distances = np.empty((len(ids), k), np.int64), np.empty((len(ids), k), np.float32)
     for row, (found, dist) in enumerate(zip(labels, d2, strict=True)):
-        keep = [(position[f], d) for f, d in zip(found, dist, strict=True) if f != ids[row]][:k]
-        neighbours[row], distances[row] = [p for p, _ in keep], np.sqrt(np.maximum([d for _, d in keep], 0))
+        keep = [(position[f], np.sqrt(max(d, 0))) for f, d in zip(found, dist, strict=True) if f != ids[row] and position[f] >= 0][:k]
+        if len(keep) < k:
+            exact = np.linalg.norm(vectors - vectors[row], axis=1)
+            exact[row] = np.inf
+            keep = [(p, exact[p]) for p in np.argsort(exact)[:k]]
+        neighbours[row], distances[row] = [p for p, _ in keep], [d for _, d in keep]
     return Graph(ids, neighbours, distances, time.perf_counter() - started)
 
 
