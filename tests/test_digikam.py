@@ -11,8 +11,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +22,7 @@ from stylesearch.cli import cli, plugins
 from stylesearch.integrations import digikam_db, xmp
 from stylesearch.integrations.digikam import desktop_exec_word, digikam, install, plugins_digikam
 
+from conftest import wait_for
 from samples import drawing, save
 
 SCHEMA = Path(__file__).parent / "data" / "digikam4-7.9.0-schema.sql"
@@ -243,9 +242,7 @@ def fake_digikam(tmp_path):
     binary = tmp_path / "digikam"
     shutil.copy(shutil.which("sleep"), binary)
     proc = subprocess.Popen([binary, "60"])
-    deadline = time.monotonic() + 20
-    while not digikam_db.digikam_running() and time.monotonic() < deadline:
-        time.sleep(0.05)  # until the child has exec'd: before that it still bears the parent's name
+    assert wait_for(digikam_db.digikam_running)  # until it has exec'd: before that it bears the parent's name
     yield proc
     proc.kill()
     proc.wait()
@@ -398,32 +395,15 @@ def test_bqm_script_skips_intermediate_files_and_needs_digikams_input(tmp_path, 
     assert alone.returncode == 2 and "expected the input and output file names" in alone.stderr
 
 
-def test_bqm_script_enqueues_into_the_running_daemon(tmp_path, bqm, embedder, monkeypatch):
-    from stylesearch.daemon.service import Service
-    from stylesearch.library.folder import Library
-
+def test_bqm_script_enqueues_into_the_running_daemon(tmp_path, bqm, running):
     snippet, environ = bqm
-    socket = tmp_path / "run" / "daemon.sock"
-    library = Library(Path(os.environ["STYLESEARCH_LIBRARY"]), create=True)
-    service = Service(library, embedder, settle_s=0.3, save_every_s=0.5)
-    monkeypatch.setenv("STYLESEARCH_SOCKET", str(socket))
-    thread = threading.Thread(target=service.serve, args=([],), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not socket.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        image = save(drawing(seed=5), tmp_path / "in queue.png")
-        done = run_like_digikam(snippet, image, tmp_path / "out.png", {**environ, "STYLESEARCH_SOCKET": str(socket)})
-        assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout.strip()) == {"queued": 1, "daemon": True}
-        while time.monotonic() < deadline and not library.catalog.row(os.fsencode(image)):
-            time.sleep(0.05)
-        assert library.catalog.row(os.fsencode(image)).status == "ok"
-    finally:
-        service.shutdown()
-        thread.join(timeout=30)
-        library.close()
+    service, _, library = running
+    image = save(drawing(seed=5), tmp_path / "in queue.png")
+    environ = {**environ, "STYLESEARCH_LIBRARY": str(library.folder), "STYLESEARCH_SOCKET": os.environ["STYLESEARCH_SOCKET"]}
+    done = run_like_digikam(snippet, image, tmp_path / "out.png", environ)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip()) == {"queued": 1, "daemon": True}
+    assert wait_for(lambda: (row := library.catalog.row(os.fsencode(image))) is not None and row.status == "ok")
 
 
 def test_open_with_similar_and_morph_make_pictures_and_tag(collection, env):
