@@ -46,7 +46,7 @@ def keyword(*names: str) -> tuple[str, ...]:
 def add_keywords(image: str | os.PathLike, keywords: Iterable[tuple[str, ...]]) -> Path:
     """Add `keywords` to the sidecar of `image` (created when missing); returns its path.
     Keywords already there are not repeated. ValueError if the sidecar is not XMP."""
-    path = sidecar_path(image)
+    keywords, path = list(keywords), sidecar_path(image)
     try:
         doc = minidom.parse(str(path)) if path.exists() else minidom.parseString(_EMPTY.encode())
     except ExpatError as exc:
@@ -54,7 +54,8 @@ def add_keywords(image: str | os.PathLike, keywords: Iterable[tuple[str, ...]]) 
     rdf = _first(doc.getElementsByTagNameNS(RDF, "RDF"), path)
     for namespace, prefix, prop, container, separator in FIELDS:
         items = _container(doc, rdf, namespace, prefix, prop, container)
-        present = {li.firstChild.data if li.firstChild else "" for li in items.getElementsByTagNameNS(RDF, "li")}
+        present = {"".join(t.data for t in li.childNodes if t.nodeType == t.TEXT_NODE)
+                   for li in items.getElementsByTagNameNS(RDF, "li")}
         for words in keywords:
             value = separator.join(words)
             if value not in present:
