@@ -232,3 +232,29 @@ def test_graph_ignores_index_entries_the_catalog_no_longer_has(line):
     assert list(graph.ids) == list(ids) and (graph.neighbours >= 0).all()
     true = np.linalg.norm(vectors[graph.neighbours[:, 0]] - vectors, axis=1)
     assert graph.distances[:, 0] == pytest.approx(true)  # every edge joins the two works it claims to
+
+
+def test_morph_is_answered_again_when_a_work_on_its_path_left_meanwhile(line, monkeypatch):
+    """The daemon can delete a work between building the graph and naming the path's works:
+    the morph is answered from the new graph, never with a '?' or a crash."""
+    lib, root, embedder = line
+    stale = morph_module.build_graph(lib, 2)  # at k=2 the only way from w4 to w6 is through w5
+    with lib.catalog.transaction():
+        lib.catalog.delete([lib.catalog.row(os.fsencode(root / "w5.png")).id])
+        lib.catalog.bump_generation()
+    real, graphs = morph_module.cached_graph, [stale]
+    monkeypatch.setattr(morph_module, "cached_graph", lambda library, k: graphs.pop() if graphs else real(library, k))
+    steps, graph = morph(lib, root / "w0.png", root / "w9.png", k=2, make_embedder=lambda _: embedder)
+    assert not graphs and len(graph.ids) == 11
+    assert names(steps)[0] == "w0.png" and names(steps)[-1] == "w9.png" and "w5.png" not in names(steps)
+
+
+def test_morph_from_outside_skips_works_newer_than_its_graph(line, tmp_path, monkeypatch):
+    lib, root, embedder = line
+    stale = morph_module.build_graph(lib, 1)
+    save(drawing(seed=77), root / "new.png")
+    embedder.vectors["new.png"] = np.array([POSITIONS[-1] + 0.3, 0.0, 0.0])  # outside.png's nearest now
+    index_paths(lib, [root], embedder)
+    monkeypatch.setattr(morph_module, "cached_graph", lambda library, k: stale)  # as if built a moment before
+    steps, _ = morph(lib, root / "w1.png", tmp_path / "outside.png", k=1, make_embedder=lambda _: embedder)
+    assert names(steps)[-2:] == ["w9.png", "outside.png"]

@@ -136,22 +136,36 @@ def morph(
         raise StyleSearchError("--steps must be at least 2 (A and B)")
     va, id_a = query_vector(library, a, model, make_embedder)
     vb, id_b = query_vector(library, b, model, make_embedder)
-    graph = cached_graph(library, k)
+    for _ in range(3):  # the daemon may change the library between the graph and the answer: try again
+        graph = cached_graph(library, k)
+        path, distances = _shortest_path(library, graph, (va, id_a), (vb, id_b))
+        if steps:
+            path = resample(path, distances[path], steps)
+        found = _steps(library, graph, path, (os.fsdecode(a), va), (os.fsdecode(b), vb))
+        if found is not None:
+            return found, graph
+    raise StyleSearchError("the library kept changing during the morph; try again")
+
+
+def _shortest_path(library: Library, graph: Graph, a: tuple, b: tuple) -> tuple[list[int], np.ndarray]:
+    """Nodes from A to B (graph nodes, or n and n+1 for works outside it) and the distances
+    from A along the graph. A and B are (vector, catalog id or None)."""
     n = len(graph.ids)
     position = {int(i): p for p, i in enumerate(graph.ids)}
     rows = [np.repeat(np.arange(n), graph.k)]
     cols = [graph.neighbours.ravel()]
     weights = [np.maximum(graph.distances.ravel(), 1e-9)]  # sparse graphs drop zero-weight edges
     ends, ann = [], None
-    for node, (vector, file_id) in enumerate(((va, id_a), (vb, id_b)), start=n):
+    for node, (vector, file_id) in enumerate((a, b), start=n):
         if file_id is not None and file_id in position:
             ends.append(position[file_id])
             continue
         ann = ann or library.ann(len(vector))  # only outside works need the index loaded
-        found, dist = ann.query(vector, graph.k)  # an outside work: a temporary node
-        rows.append(np.full(len(found), node))
-        cols.append(np.array([position[int(f)] for f in found]))
-        weights.append(np.maximum(dist, 1e-9).astype(np.float32))
+        found, dist = ann.query(vector, graph.k + GRAPH_SLACK)  # an outside work: a temporary node
+        links = [(position[int(f)], d) for f, d in zip(found, dist, strict=True) if int(f) in position][: graph.k]  # not newer works
+        rows.append(np.full(len(links), node))
+        cols.append(np.array([p for p, _ in links], dtype=np.int64))
+        weights.append(np.maximum([d for _, d in links], 1e-9).astype(np.float32))
         ends.append(node)
     row, col, weight = np.concatenate(rows), np.concatenate(cols), np.concatenate(weights)
     matrix = csr_matrix((weight, (row, col)), shape=(n + 2, n + 2))
@@ -166,13 +180,24 @@ def morph(
     while path[-1] != ends[0]:
         path.append(int(predecessors[path[-1]]))
     path.reverse()
-    if steps:
-        path = resample(path, distances[path], steps)
+    return path, distances
+
+
+def _steps(library: Library, graph: Graph, path: list[int], a: tuple, b: tuple) -> list[Step] | None:
+    """The path as named steps; None if a work on it left the library since the graph was
+    built. A and B are (name, vector): the names of ends outside the graph."""
+    n = len(graph.ids)
     names = library.catalog.ok_paths([int(graph.ids[p]) for p in path if p < n])
-    labels = {ends[0]: os.fsdecode(a), ends[1]: os.fsdecode(b)}
+    (name_a, va), (name_b, vb) = a, b
     result = []
     for i, node in enumerate(path):
-        vector = va if node == ends[0] else vb if node == ends[1] else library.catalog.vector(int(graph.ids[node]))
-        name = labels.get(node) if node >= n else os.fsdecode(names.get(int(graph.ids[node]), b"?"))
+        if node >= n:  # an end outside the graph
+            name, vector = (name_a, va) if node == path[0] else (name_b, vb)
+        else:
+            file_id = int(graph.ids[node])
+            vector = va if node == path[0] else vb if node == path[-1] else library.catalog.vector(file_id)
+            if file_id not in names or vector is None:
+                return None
+            name = os.fsdecode(names[file_id])
         result.append(Step(i, name, float(np.linalg.norm(vector - va)), float(np.linalg.norm(vector - vb))))
-    return result, graph
+    return result
