@@ -8,7 +8,9 @@ are bounded before anything is decompressed.
 from __future__ import annotations
 
 import re
+import struct
 import zipfile
+import zlib
 from typing import BinaryIO
 
 from PIL import Image
@@ -22,6 +24,9 @@ MAX_RATIO = 100  # images are already compressed; a 100:1 member is a bomb, not 
 PDF_RENDER_SIDE = 448  # render PDF covers at least this big on their shorter side
 ENCRYPTED = "archive is encrypted"
 NO_RAR_BACKEND = "CBR needs an unrar backend: install unrar, unar or bsdtar (libarchive-tools)"
+# What zipfile and rarfile raise on damaged input, beyond their own error types (found by
+# fuzzing: an empty member name gives IndexError, a bad deflate stream zlib.error).
+DAMAGED = (OSError, EOFError, ValueError, RuntimeError, NotImplementedError, IndexError, KeyError, struct.error, zlib.error)
 
 
 def natural_key(name: str) -> list:
@@ -91,7 +96,7 @@ def _zip_cover(fh: BinaryIO) -> bytes:
             return _first_page(zf, lambda info: ENCRYPTED if info.flag_bits & 0x1 else None)
     except ImageLoadError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, ValueError, RuntimeError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, *DAMAGED) as exc:
         raise ImageLoadError(f"corrupt archive: {one_line(exc)}") from None
 
 
@@ -112,7 +117,7 @@ def _rar_cover(path: str) -> bytes:
         raise
     except rarfile.RarCannotExec:
         raise ImageLoadError(NO_RAR_BACKEND) from None
-    except (rarfile.Error, OSError, EOFError, ValueError) as exc:
+    except (rarfile.Error, *DAMAGED) as exc:
         raise ImageLoadError(f"corrupt archive: {one_line(exc)}") from None
 
 

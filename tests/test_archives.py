@@ -1,5 +1,8 @@
+import io
 import os
+import struct
 import tempfile
+import zipfile
 
 import numpy as np
 import pytest
@@ -117,3 +120,37 @@ def test_cover_image_matches_the_page(tmp_path):
     path = cbz(tmp_path / "x.cbz", {"01.png": encoded(page, "PNG")})
     assert np.array_equal(np.asarray(imaging.load_image(path)), np.asarray(page))
     assert np.array_equal(np.asarray(imaging.load_image(save(page, tmp_path / "x.png"))), np.asarray(page))
+
+
+def _zip_bytes(name: str, data: bytes) -> bytearray:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name, data)
+    return bytearray(buf.getvalue())
+
+
+def _nameless_member() -> bytes:
+    """A central directory entry with an empty name (zipfile's is_dir() then fails)."""
+    raw = _zip_bytes("a", b"x")
+    at = raw.find(b"PK\x01\x02")
+    raw[at + 28 : at + 30] = struct.pack("<H", 0)
+    del raw[at + 46]
+    end = raw.find(b"PK\x05\x06")
+    raw[end + 12 : end + 16] = struct.pack("<I", struct.unpack("<I", raw[end + 12 : end + 16])[0] - 1)
+    return bytes(raw)
+
+
+def _bad_deflate_stream() -> bytes:
+    raw = _zip_bytes("01.png", bytes(range(256)) * 40)
+    raw[raw.find(b"01.png") + 6] = 0xFF  # the first deflate block: type 3, which does not exist
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("data", [_nameless_member(), _bad_deflate_stream()], ids=["nameless-member", "bad-deflate"])
+def test_archives_damaged_where_zipfile_raises_odd_errors(tmp_path, data):
+    """Found by bench/reliability/fuzz_loaders.py: IndexError and zlib.error escaped as
+    themselves instead of a one-line 'corrupt archive' reason."""
+    path = tmp_path / "odd.cbz"
+    path.write_bytes(data)
+    with pytest.raises(ImageLoadError, match="corrupt archive"):
+        imaging.load_image(path)
