@@ -8,10 +8,12 @@ row with that one-line reason), "any" (indexed or failed, the outcome of random 
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import shutil
 import struct
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -158,6 +160,20 @@ def make_corpus(root: Path, escape: Path) -> dict[str, str]:
     put(VANISHING, good_png, "failed:file not found")
     save(drawing(seed=5), at("ok-after-all.gif", "ok"))
     return expect
+
+
+def loader_seeds() -> dict[str, bytes]:
+    """extension -> one small valid file, per format the loaders parse: where fuzzing starts."""
+    img = drawing(seed=4, size=(24, 32))
+    seeds = {ext: encoded(img, fmt) for ext, fmt in {".jpg": "JPEG", ".png": "PNG", ".gif": "GIF", ".webp": "WEBP",
+                                                       ".tiff": "TIFF", ".bmp": "BMP"}.items()}
+    with tempfile.TemporaryDirectory() as folder:
+        seeds[".cbz"] = cbz(Path(folder) / "a.cbz", {"01.png": seeds[".png"], "02.jpg": seeds[".jpg"]}).read_bytes()
+        seeds[".cbr"] = rar4(Path(folder) / "a.cbr", {"01.png": seeds[".png"]}).read_bytes()
+    buf = io.BytesIO()
+    img.save(buf, "PDF")
+    seeds[".pdf"] = buf.getvalue()
+    return seeds
 
 
 # The CLI, with one file deleted after the scan listed it and before it is read (a race a

@@ -4,7 +4,6 @@ Indexing the corpus must record a one-line reason for every bad file, index ever
 stay within a memory bound, and write nothing outside the library folder.
 """
 
-import io
 import json
 import os
 import shutil
@@ -24,8 +23,7 @@ from stylesearch.cli import cli
 from stylesearch.errors import ImageLoadError
 from stylesearch.library.folder import Library
 
-from hostile import CLI_WITH_VANISHING_FILE, VANISHING, make_corpus
-from samples import cbz, drawing, encoded, rar4
+from hostile import CLI_WITH_VANISHING_FILE, VANISHING, loader_seeds, make_corpus
 
 # What the hostile corpus may add to the peak RSS of indexing a few good files (the same
 # CLI, model and 2 decode threads). Bombs are refused from their headers, oversized files
@@ -119,21 +117,7 @@ def test_hostile_corpus_through_the_cli(tmp_path, tiny_model, monkeypatch):
 
 # --- fuzzing the loaders -------------------------------------------------------------------
 
-def _seeds() -> dict[str, bytes]:
-    """One small valid file per format the loaders parse."""
-    img = drawing(seed=4, size=(24, 32))
-    seeds = {ext: encoded(img, fmt) for ext, fmt in {".jpg": "JPEG", ".png": "PNG", ".gif": "GIF", ".webp": "WEBP",
-                                                       ".tiff": "TIFF", ".bmp": "BMP"}.items()}
-    with tempfile.TemporaryDirectory() as folder:
-        seeds[".cbz"] = cbz(Path(folder) / "a.cbz", {"01.png": seeds[".png"], "02.jpg": seeds[".jpg"]}).read_bytes()
-        seeds[".cbr"] = rar4(Path(folder) / "a.cbr", {"01.png": seeds[".png"]}).read_bytes()
-    buf = io.BytesIO()
-    img.save(buf, "PDF")
-    seeds[".pdf"] = buf.getvalue()
-    return seeds
-
-
-SEEDS = _seeds()
+SEEDS = loader_seeds()
 EDITS = st.lists(st.tuples(st.sampled_from(["flip", "set", "cut", "insert", "repeat"]), st.integers(0, 1 << 16), st.integers(0, 255)),
                  min_size=1, max_size=6)
 
