@@ -20,13 +20,17 @@ import warnings
 from pathlib import Path
 
 import atheris
-import harness  # noqa: F401 - puts the project and tests/ on sys.path
 
-with atheris.instrument_imports(include=["stylesearch", "PIL", "zipfile", "rarfile"]):
+with atheris.instrument_imports(include=["stylesearch", "PIL", "zipfile", "rarfile"]):  # before anything imports them
+    import harness  # noqa: F401 - puts the project and tests/ on sys.path
+    from PIL import Image
+
     from stylesearch import imaging
     from stylesearch.errors import ImageLoadError
 
-from hostile import loader_seeds  # noqa: E402
+    from hostile import loader_seeds
+
+    Image.init()  # Pillow imports its format plugins lazily: now, so they are instrumented too
 
 SEEDS = loader_seeds()
 EXTS = sorted(SEEDS)
