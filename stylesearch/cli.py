@@ -21,6 +21,7 @@ from rich.table import Table
 
 from . import __version__, config
 from .errors import StyleSearchError
+from .integrations.digikam import digikam, plugins_digikam
 from .train.config import FinetuneConfig, PretrainConfig
 
 out = Console(highlight=False, soft_wrap=True)
@@ -596,6 +597,7 @@ def plugins() -> None:
     \b
       stylesearch plugins calibre --install            # into calibre (close calibre first)
       stylesearch plugins calibre --build-zip out.zip  # or just build the plugin file
+      stylesearch plugins digikam --install            # Open With entries + Batch Queue script for digiKam
     """
 
 
@@ -632,6 +634,10 @@ def plugins_calibre(zip_out: Path | None, install_it: bool) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             calibre.install(zip_out or calibre.build_zip(Path(tmp) / "stylesearch-calibre.zip"))
         out.print("Installed the stylesearch plugin into calibre; restart calibre to use it (toolbar: Style search).")
+
+
+cli.add_command(digikam)
+plugins.add_command(plugins_digikam)
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ from urllib.parse import quote
 import pytest
 from click.testing import CliRunner
 
-from stylesearch.cli import cli, plugins
+from stylesearch.cli import cli
 from stylesearch.integrations import digikam_db, xmp
-from stylesearch.integrations.digikam import desktop_exec_word, digikam, install, plugins_digikam
+from stylesearch.integrations.digikam import desktop_exec_word, install
 
 from conftest import wait_for
 from samples import drawing, save
@@ -32,14 +32,7 @@ NS = {"rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "digiKam": "http://w
 WEIRD = "it's a \"test\" $HOME `x` \\ & more"  # a folder name that breaks naive shell quoting
 
 
-def register() -> None:
-    """What cli.py does once the digiKam commands are wired (idempotent)."""
-    cli.add_command(digikam)
-    plugins.add_command(plugins_digikam)
-
-
 def invoke(*args, **env):
-    register()
     return CliRunner().invoke(cli, [str(a) for a in args], env=env or None, catch_exceptions=False)
 
 

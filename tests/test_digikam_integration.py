@@ -7,8 +7,7 @@ collection in a temporary folder:
 2. digiKam starts again and scans the collection.
 3. `stylesearch digikam sync --index` reads that database and indexes every image it shows.
 4. The Open With entries installed as `stylesearch plugins digikam --install --tag-results`
-   would (the launcher runs a stylesearch with the digiKam commands registered, as cli.py
-   does once they are wired); KDE's service cache (what digiKam's
+   would; KDE's service cache (what digiKam's
    Open With menu lists) must offer both entries for PNG images. "Find similar art style" runs
    as digiKam runs it (its own splitting of the Exec line), "Style morph" through GLib's
    `gio launch`; both must open their gallery (a stand-in xdg-open records it) and tag the
@@ -40,7 +39,7 @@ from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
-from test_digikam import digikam_split, register
+from test_digikam import digikam_split
 
 from stylesearch.cli import cli
 from stylesearch.integrations import digikam_db
@@ -67,7 +66,6 @@ Rescan File If Modified=true
 
 
 def invoke(*args):
-    register()
     result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
@@ -179,10 +177,7 @@ def test_digikam_collection_sync_open_with_and_tags_back(tmp_path, tiny_model, m
 
     # Open With: the entries as KDE's service cache lists them for digiKam, run as digiKam runs
     # them (its own Exec splitting) and as GLib does (gio launch); xdg-open records what it opens.
-    wired = tmp_path / "stylesearch_wired.py"  # the stylesearch command with the digiKam commands registered
-    wired.write_text(f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-                     "from test_digikam import register\nregister()\nfrom stylesearch.cli import main\nmain()\n")
-    install([sys.executable, str(wired), *map(str, options)], Path(env["XDG_DATA_HOME"]), tag_results=True)
+    install([sys.executable, "-m", "stylesearch", *map(str, options)], Path(env["XDG_DATA_HOME"]), tag_results=True)
     opened, fake_bin = tmp_path / "opened.txt", tmp_path / "bin"
     fake_bin.mkdir()
     (fake_bin / "xdg-open").write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> {shlex.quote(str(opened))}\n')
