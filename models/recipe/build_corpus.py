@@ -75,11 +75,12 @@ def emoji(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
         tgz = subprocess.run(["npm", "pack", "--silent", f"@iconify-json/{name}"], cwd=work, capture_output=True,
                              text=True, check=True).stdout.strip().splitlines()[-1]
         with tarfile.open(work / tgz) as tar:
-            data[name] = (json.load(tar.extractfile("package/icons.json")), tgz)
-    shared = sorted(set.intersection(*(set(d["icons"]) for d, _ in data.values())))
+            # icons.json holds the drawings; info.json the set's author and licence
+            data[name] = (json.load(tar.extractfile("package/icons.json")), tgz, json.load(tar.extractfile("package/info.json")))
+    shared = sorted(set.intersection(*(set(d["icons"]) for d, _, _ in data.values())))
     chosen = shared[:: max(1, len(shared) // subjects)][:subjects]
     manifest = []
-    for name, (d, tgz) in data.items():
+    for name, (d, tgz, info) in data.items():
         folder = out / "emoji" / name
         folder.mkdir(parents=True, exist_ok=True)
         for subject in chosen:
@@ -87,7 +88,6 @@ def emoji(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
             w, h = icon.get("width", d.get("width", 16)), icon.get("height", d.get("height", 16))
             svg = f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}">{icon["body"]}</svg>'
             centred(svg_image(svg, side), side).save(folder / f"{subject}.png")
-        info = d.get("info", {})
         manifest.append({"source": "emoji", "style": name, "package": f"npm @iconify-json/{name}", "version": tgz,
                          "licence": info.get("license", {}).get("spdx") or info.get("license", {}).get("title"),
                          "author": info.get("author", {}).get("name"), "images": len(chosen)})
