@@ -24,6 +24,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -95,8 +96,16 @@ def kill_round(mode: str, env: dict, folder: Folder, db: Path, after_first_commi
         time.sleep(delay)
         if proc.poll() is not None:  # finished before the kill: not a kill, just a completed run
             return {"killed": False, "exit": proc.returncode, "stderr": proc.stderr.read().decode()[-500:]}
-        harness.freeze(proc.pid)  # frozen mid-whatever: what is committed now is all that may survive
-        committed = harness.catalog_rows(db)
+        for retries in range(20):  # noqa: B007 - the count goes in the report
+            harness.freeze(proc.pid)  # frozen mid-whatever: what is committed now is all that may survive
+            try:
+                committed = harness.catalog_rows(db, timeout=1)
+                break
+            except sqlite3.OperationalError:  # frozen holding a lock readers wait for (WAL recovery): a moment later
+                os.kill(proc.pid, signal.SIGCONT)
+                time.sleep(0.02)
+        else:
+            raise RuntimeError("could not read the catalog while the process was frozen")
         os.kill(proc.pid, signal.SIGKILL)
         if proc.wait() != -signal.SIGKILL:  # it ended on its own just before
             return {"killed": False, "exit": proc.returncode, "stderr": proc.stderr.read().decode()[-500:]}
@@ -119,6 +128,7 @@ def kill_round(mode: str, env: dict, folder: Folder, db: Path, after_first_commi
         problems.append(f"{len(lost)} committed rows lost or changed, {len(phantom)} rows for files not on disk")
     index_state, index_problems = harness.check_index(db.parent)
     return {"killed": True, "rows_before_run": len(before), "rows_committed": len(committed), "mid_run": committed != before,
+            "freeze_retries": retries,
             "lost": len(lost), "in_flight_commit_rows": len(differ) - len(lost) - len(phantom), "index": index_state,
             "problems": problems + index_problems}
 

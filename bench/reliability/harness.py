@@ -50,11 +50,11 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess
     return subprocess.run(stylesearch(*args), env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def catalog_rows(db_path: Path) -> dict[bytes, tuple]:
+def catalog_rows(db_path: Path, timeout: float = 30) -> dict[bytes, tuple]:
     """path -> (status, vector bytes) of every row, read as any reader would (WAL snapshot)."""
     if not db_path.exists():
         return {}
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=timeout)
     try:
         return {path: (status, vector) for path, status, vector in con.execute("SELECT path, status, vector FROM files")}
     finally:
