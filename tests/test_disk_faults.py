@@ -63,7 +63,7 @@ def assert_one_line_error(result, *words) -> None:
     assert result.exit_code == 1, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, result.output
-    assert any(w in lines[0] for w in words), lines[0]
+    assert any(w in lines[0].lower() for w in words), lines[0]
 
 
 def index_agrees(library) -> None:
