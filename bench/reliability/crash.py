@@ -6,7 +6,7 @@ was lost.
 
 Each round changes the folder (files rewritten, added, deleted, renamed, copied: so later
 kills still land mid-indexing and hit every kind of write), starts `stylesearch index` or
-(every third round) `stylesearch daemon run`, waits a random time (most kills land within
+(every third round) `stylesearch daemon run` (changing a fifth as much again while it runs), waits a random time (most kills land within
 seconds of its first commit, some during startup), freezes it (SIGSTOP), reads what is
 committed, and SIGKILLs it. Then: the catalog passes PRAGMA integrity_check; every row
 committed before the kill is there, vector byte for byte (a commit in flight at the kill may
@@ -44,7 +44,7 @@ class Folder:
         self.root, self.rng = root, rng
         self.next_seed = 0
         self.names: list[str] = []
-        self.rewritten: set[str] = set()  # in the latest change
+        self.rewritten: set[str] = set()  # this round's rewritten files (reset by the caller)
 
     def add(self, count: int) -> None:
         for _ in range(count):
@@ -62,7 +62,7 @@ class Folder:
         for name in rewrite:
             harness.write_image(self.root / name, 1_000_000 + self.next_seed)
             self.next_seed += 1
-        self.rewritten = set(rewrite)
+        self.rewritten |= set(rewrite)
         for name in delete:
             (self.root / name).unlink()
             self.names.remove(name)
@@ -82,9 +82,10 @@ class Folder:
         return {"rewritten": len(rewrite), "deleted": len(delete), "renamed": len(rename), "copied": len(copy), "added": count}
 
 
-def kill_round(mode: str, env: dict, folder: Folder, db: Path, after_first_commit: bool, delay: float) -> dict:
+def kill_round(mode: str, env: dict, folder: Folder, db: Path, after_first_commit: bool, delay: float, change: float) -> dict:
     """Start the indexer or the daemon, wait `delay` s (from its start, or from its first
-    commit), then freeze it, read what is committed, and kill it."""
+    commit), then freeze it, read what is committed, and kill it. The daemon also sees
+    `change` of the folder change while it runs (its watcher's batches get killed too)."""
     command = harness.stylesearch("index", "--json") if mode == "index" else harness.stylesearch(
         "daemon", "run", "--settle", "0.2", str(folder.root))
     before, generation = harness.catalog_rows(db), harness.generation(db)
@@ -93,6 +94,8 @@ def kill_round(mode: str, env: dict, folder: Folder, db: Path, after_first_commi
         deadline = time.monotonic() + 120
         while after_first_commit and harness.generation(db) == generation and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
+        if mode == "daemon":
+            folder.change(change)
         time.sleep(delay)
         if proc.poll() is not None:  # finished before the kill: not a kill, just a completed run
             return {"killed": False, "exit": proc.returncode, "stderr": proc.stderr.read().decode()[-500:]}
@@ -183,11 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rounds: list[dict] = []
     while sum(r["killed"] for r in rounds) < args.kills:
+        folder.rewritten = set()
         changes = folder.change(args.change) if rounds else {}
         mode = "daemon" if len(rounds) % 3 == 2 else "index"
         at_work = rng.random() >= args.startup_kills
         delay = rng.uniform(0, args.window if at_work else args.startup)
-        result = {"round": len(rounds), "mode": mode, **kill_round(mode, env, folder, db, at_work, delay), **changes}
+        result = {"round": len(rounds), "mode": mode, **kill_round(mode, env, folder, db, at_work, delay, args.change / 5), **changes}
         rounds.append(result)
         print(json.dumps(result), file=sys.stderr, flush=True)
         if len(rounds) > 3 * args.kills:
