@@ -7,7 +7,6 @@ import json
 import stat
 import sys
 import threading
-import time
 import tomllib
 import types
 import zipfile
@@ -24,6 +23,7 @@ from stylesearch.integrations import calibre
 from stylesearch.library.folder import Library
 from stylesearch.search.similar import similar
 
+from conftest import wait_for
 from samples import drawing, save
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,15 +258,6 @@ def daemon(tmp_path, embedder, monkeypatch):
     service.shutdown()
     thread.join(timeout=30)
     library.close()
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_daemon_answers_the_plugin_like_the_library(logic, daemon, embedder, tmp_path):
