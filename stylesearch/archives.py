@@ -7,6 +7,7 @@ are bounded before anything is decompressed.
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import zipfile
@@ -22,6 +23,7 @@ MAX_MEMBERS = 20_000
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 MAX_RATIO = 100  # images are already compressed; a 100:1 member is a bomb, not a page
 PDF_RENDER_SIDE = 448  # render PDF covers at least this big on their shorter side
+PDF_MAX_PIXELS = 4096 * 4096  # ...but never bigger than this: a page's size is a few bytes anyone can write
 ENCRYPTED = "archive is encrypted"
 NO_RAR_BACKEND = "CBR needs an unrar backend: install unrar, unar or bsdtar (libarchive-tools)"
 # What zipfile and rarfile raise on damaged input, beyond their own error types (found by
@@ -145,7 +147,10 @@ def _pdf_cover(path: str, target: int) -> Image.Image:
             page = doc[0]
             width, height = page.get_size()
             scale = max(target, PDF_RENDER_SIDE) / max(min(width, height), 1.0)
-            return page.render(scale=min(scale, 8.0)).to_pil().convert("RGB")
+            scale = min(scale, 8.0, math.sqrt(PDF_MAX_PIXELS / max(width * height, 1.0)))
+            while math.ceil(width * scale) * math.ceil(height * scale) > PDF_MAX_PIXELS:  # PDFium rounds up
+                scale *= 0.99
+            return page.render(scale=scale).to_pil().convert("RGB")
         finally:
             doc.close()
     except ImageLoadError:

@@ -1,5 +1,6 @@
 import io
 import os
+import re
 import struct
 import tempfile
 import zipfile
@@ -78,6 +79,18 @@ def test_pdf_cover_renders_first_page(tmp_path):
     first.save(path, save_all=True, append_images=[second])
     cover = imaging.load_image(path, target=224)
     assert colour(cover) == "red" and min(cover.size) >= 224
+
+
+def test_pdf_page_of_absurd_shape_renders_within_the_pixel_cap(tmp_path):
+    """Found by the hypothesis fuzz target: a 100000 x 20 pt page was rendered 8x up, 800000 x
+    160 px (512 MB), to give its short side 448 px; a few bytes of MediaBox cost gigabytes."""
+    pytest.importorskip("pypdfium2")
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 32), (255, 0, 0)).save(buf, "PDF")
+    path = tmp_path / "strip.pdf"
+    path.write_bytes(re.sub(rb"/MediaBox \[[^\]]*\]", b"/MediaBox [ 0 0 100000 20 ]", buf.getvalue()))
+    cover = imaging.load_image(path, target=224)
+    assert cover.width * cover.height <= archives.PDF_MAX_PIXELS
 
 
 @pytest.mark.parametrize(
