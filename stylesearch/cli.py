@@ -28,6 +28,13 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def shown(path: str | bytes) -> str:
+    """A path as one printable line: newlines, other control characters and undecodable
+    bytes escaped, so one failure is one line (the --json outputs keep the real path)."""
+    text = os.fsdecode(path)
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode() for c in text)
+
+
 class _Group(click.Group):
     """Turns expected errors into click's one-line `Error: ...` and exit status 1."""
 
@@ -143,7 +150,7 @@ def index(state: _State, paths: tuple[str, ...], rebuild: bool, retry_failed: bo
                            if (n := getattr(summary, name)) or name in ("added", "unchanged", "failed"))
         out.print(f"Indexed: {counts}")
         for path, reason in summary.errors[:20]:
-            err.print(f"  failed: {path}: {reason}", markup=False)
+            err.print(f"  failed: {shown(path)}: {reason}", markup=False)
         if len(summary.errors) > 20:
             err.print(f"  ... and {len(summary.errors) - 20} more (stylesearch status --failed)")
     for path in summary.missing:
@@ -367,12 +374,12 @@ def embed(state: _State, paths: tuple[str, ...], output: Path, batch_size: int) 
         raise StyleSearchError("--batch-size must be at least 1")
     files, unlisted = expand(paths)
     for folder, reason in unlisted:
-        err.print(f"skipped {os.fsdecode(folder)}: {reason}", markup=False)
+        err.print(f"skipped {shown(folder)}: {reason}", markup=False)
     embedder = state.embedder(batch_size=batch_size)
     names, vectors = [], []
     for path, vector, error in embedder.stream(files):
         if error:
-            err.print(f"failed: {os.fsdecode(path)}: {error}", markup=False)
+            err.print(f"failed: {shown(path)}: {error}", markup=False)
         else:
             names.append(os.fsdecode(path))
             vectors.append(vector)
@@ -421,7 +428,7 @@ def status(state: _State, failed: bool, as_json: bool) -> None:
     for root in report["roots"]:
         out.print(f"[bold]Root[/]    {root['path']}" + ("" if root["reachable"] else "  [yellow](offline)[/]"), markup=True)
     for item in report.get("failed", []):
-        out.print(f"failed: {item['path']}: {item['error']}", markup=False)
+        out.print(f"failed: {shown(item['path'])}: {item['error']}", markup=False)
 
 
 @cli.command()

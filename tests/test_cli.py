@@ -59,6 +59,18 @@ def test_index_reports_failures_and_missing_paths(runner, comics, tmp_path):
     assert status["counts"]["failed"] == 1 and "not a recognised image" in status["failed"][0]["error"]
 
 
+def test_a_failure_is_one_line_even_when_its_name_has_a_newline(runner, comics):
+    (comics / "two\nlines.jpg").write_bytes(b"nope")
+    (comics / os.fsdecode(b"bad-\xff.jpg")).write_bytes(b"nope")
+    indexed = invoke(runner, "index", comics)
+    assert "failed: " + str(comics / "two\\nlines.jpg") + ": " in indexed.output
+    listed = [line for line in invoke(runner, "status", "--failed").output.splitlines() if line.startswith("failed: ")]
+    assert len(listed) == 2 and any("two\\nlines.jpg" in line for line in listed)
+    assert any("bad-\\udcff.jpg" in line for line in listed)
+    real = json.loads(invoke(runner, "status", "--json", "--failed").output)["failed"]
+    assert {item["path"] for item in real} == {str(comics / "two\nlines.jpg"), os.fsdecode(os.fsencode(comics) + b"/bad-\xff.jpg")}
+
+
 def test_similar_on_an_image_outside_the_library(runner, comics, tmp_path):
     invoke(runner, "index", comics)
     outside = save(drawing(seed=500, style=1), tmp_path / "new.webp", "WEBP")
