@@ -275,6 +275,15 @@ def test_meanstd_supcon_validated_on_a_separate_set(styles, tmp_path):
     assert load_encoder(tmp_path / "m.pt")[1].config.pooling == "meanstd"
 
 
+def test_epoch_loss_is_the_mean_of_the_steps_taken(styles, tmp_path):
+    from stylesearch.train.finetune import finetune
+
+    result = finetune(load_examples(styles), tmp_path / "m.pt", tiny("triplet", k=4), run=RunOptions(progress=False, max_steps=1))
+    steps = [json.loads(line) for line in (tmp_path / "m.pt.log.jsonl").read_text().splitlines()]
+    logged = [r["triplet"] for r in steps if "triplet" in r and r.get("event") is None]
+    assert len(logged) == 1 and result["history"][0]["triplet"] == pytest.approx(logged[0], abs=1e-5)
+
+
 def test_resume_continues_where_it_stopped(styles, tmp_path):
     from stylesearch.train.finetune import finetune
 

@@ -102,14 +102,14 @@ def finetune(
         while trainer.epoch < config.epochs:
             sampler.set_epoch(trainer.epoch)
             trainer.train_mode(True)
-            started, seen, sums = time.monotonic(), 0, {}
+            started, seen, steps, sums = time.monotonic(), 0, 0, {}
             for x, y in batches(loader):
                 x, y = x.to(trainer.device, memory_format=torch.channels_last), y.to(trainer.device)
                 with trainer.autocast():
                     parts = step_losses(trainer.wrapped, terms, x, y, config)
                 loss = sum(parts.values())
                 trainer.backward(loss)
-                seen += len(x)
+                seen, steps = seen + len(x), steps + 1
                 values = {name: float(value.detach()) for name, value in parts.items()}
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value
@@ -120,7 +120,7 @@ def finetune(
                 trainer.maybe_save()
                 if run.done(trainer.step):
                     break
-            record = {"epoch": trainer.epoch + 1, **{n: round(s / max(len(sampler), 1), 5) for n, s in sums.items()},
+            record = {"epoch": trainer.epoch + 1, **{n: round(s / max(steps, 1), 5) for n, s in sums.items()},
                       "skipped_images": len(data.failed)}
             if held and trainer.is_main:
                 record |= validate(encoder, held, config, trainer.device)
