@@ -14,6 +14,7 @@ Sources:
 - emoji: 12 @iconify-json emoji sets from npm (SVG, rendered with resvg-py).
 - icons: 15 freedesktop icon themes from Debian (`apt-get download` + `dpkg-deb -x`): the
   same icon names (folder, user-home, edit-copy ...) drawn by each theme's artists.
+- chess: the piece sets of Debian's pychess (the same 12 pieces per set).
 Reserved for independent evaluation and never used: playing-card decks and DiceBear avatars.
 """
 
@@ -131,16 +132,22 @@ def _licence(extracted: Path, package: str) -> str:
     return "see package"
 
 
-def icons(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
-    subprocess.run(["apt-get", "download", *ICON_THEMES], cwd=work, check=True, capture_output=True)
-    themes, versions, licences = {}, {}, {}
+def debian(packages, work: Path) -> dict[str, tuple[Path, str, str]]:
+    """package -> (extracted root, version, licence), via `apt-get download` + `dpkg-deb -x`."""
+    subprocess.run(["apt-get", "download", *packages], cwd=work, check=True, capture_output=True)
+    found = {}
     for deb in sorted(work.glob("*.deb")):
         package = deb.name.split("_")[0]
         target = work / package
         subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
-        themes[package] = theme_icons(target / "usr" / "share" / "icons" / ICON_THEMES[package])
-        versions[package] = deb.name.split("_")[1].replace("%3a", ":")
-        licences[package] = _licence(target, package)
+        found[package] = (target, deb.name.split("_")[1].replace("%3a", ":"), _licence(target, package))
+    return found
+
+
+def icons(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
+    packages = debian(ICON_THEMES, work)
+    themes = {package: theme_icons(root / "usr" / "share" / "icons" / ICON_THEMES[package])
+              for package, (root, _, _) in packages.items()}
     counts = Counter(name for found in themes.values() for name in found)
     common = sorted(name for name, n in counts.items() if n >= len(themes) // 2)  # drawn by at least half the themes
     chosen = common[:: max(1, len(common) // subjects)][:subjects]
@@ -159,12 +166,40 @@ def icons(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
                 written += 1
             except (OSError, ValueError):  # an unreadable icon is skipped, not fatal
                 continue
+        _, version, licence = packages[package]
         manifest.append({"source": "icons", "style": ICON_THEMES[package], "package": f"debian {package}",
-                         "version": versions[package], "licence": licences[package], "images": written})
+                         "version": version, "licence": licence, "images": written})
     return manifest
 
 
-SOURCES = {"emoji": emoji, "icons": icons}
+# --- chess piece sets (Debian pychess) -----------------------------------------------------
+
+CHESS_PIECES = tuple(f"{colour}{piece}" for colour in "wb" for piece in "kqrbnp")
+
+
+def chess(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
+    """pychess's piece sets: the same 12 pieces drawn by each set's artist (sets shipped as
+    one sprite sheet instead of 12 SVGs are left out). `subjects` does not apply."""
+    root, version, licence = debian(["pychess"], work)["pychess"]
+    manifest = []
+    for folder in sorted((root / "usr" / "share" / "pychess" / "pieces").iterdir()):
+        files = [folder / f"{piece}.svg" for piece in CHESS_PIECES]
+        if not all(f.is_file() for f in files):
+            continue
+        try:
+            pieces = [centred(svg_image(f.read_bytes(), side), side) for f in files]
+        except (OSError, ValueError):  # a set resvg cannot render is left out whole
+            continue
+        target = out / "chess" / folder.name
+        target.mkdir(parents=True, exist_ok=True)
+        for f, img in zip(files, pieces, strict=True):
+            img.save(target / f"{f.stem}.png")
+        manifest.append({"source": "chess", "style": folder.name, "package": "debian pychess", "version": version,
+                         "licence": licence, "images": len(files)})
+    return manifest
+
+
+SOURCES = {"emoji": emoji, "icons": icons, "chess": chess}
 
 
 def main() -> None:
