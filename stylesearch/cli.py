@@ -754,12 +754,14 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
              max_steps: int | None, as_json: bool, **options) -> None:
     """Fine-tune on artist-labelled DATA: a folder of artist folders, a path,artist CSV, or
     a calibre library (covers labelled by first author). --loss picks the paper's Table 2
-    variant: arc, triplet, vae, gmvae, arc+vae, triplet+vae."""
+    variant (arc, triplet, vae, gmvae, arc+vae, triplet+vae) or supervised contrastive
+    (supcon, supcon+vae); the bundled model was trained with --loss supcon --pooling meanstd
+    --balance source (models/MODEL_CARD.md has the full recipe)."""
     from .train.data import load_examples
     from .train.finetune import finetune as run
 
     config = _make_config(FinetuneConfig, config_file, options)
-    config.terms()
+    config.check()
     result = run(load_examples(data), out, config, init=init,
                  run=_run_options(state, resume, checkpoint_minutes, max_steps, as_json))
     _finish_training(result, out, as_json)

@@ -332,6 +332,8 @@ def test_cli_train_and_eval(styles, tmp_path, env):
     assert (tmp_path / "t.png").stat().st_size > 1000
     bad = runner.invoke(cli, ["train", "finetune", str(styles), "--loss", "nope", "--out", str(out)])
     assert bad.exit_code == 1 and "unknown loss" in bad.output
+    bad = runner.invoke(cli, ["train", "finetune", str(tmp_path / "missing"), "--balance", "nope", "--out", str(out)])
+    assert bad.exit_code == 1 and "unknown balance 'nope'" in bad.output  # checked before the data is read
     bad_file = tmp_path / "bad.toml"
     bad_file.write_text("learning_rate = 1\n")
     bad = runner.invoke(cli, ["train", "finetune", str(styles), "--config", str(bad_file), "--out", str(out)])
