@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from stylesearch import integrations
 from stylesearch.cli import cli
 from stylesearch.daemon import client as daemon_client
 from stylesearch.daemon.service import Service
@@ -78,10 +79,10 @@ def test_a_normal_install_ships_every_plugin_file(tmp_path, monkeypatch):
     installed.mkdir(parents=True)
     for name in shipped:
         (installed / name).write_bytes((REPO / "plugins" / "calibre" / name).read_bytes())
-    monkeypatch.setattr(calibre, "source_dirs", lambda: [tmp_path / "no-checkout", installed])
+    monkeypatch.setattr(integrations, "plugin_dirs", lambda name: [tmp_path / "no-checkout", installed])
     assert set(calibre.plugin_files()) == shipped | {"protocol.py"}
-    monkeypatch.setattr(calibre, "source_dirs", lambda: [tmp_path / "nowhere"])
-    with pytest.raises(StyleSearchError, match="sources are missing"):
+    monkeypatch.setattr(integrations, "plugin_dirs", lambda name: [tmp_path / "nowhere"])
+    with pytest.raises(StyleSearchError, match="calibre plugin's files are missing"):
         calibre.plugin_files()
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 from ..daemon import client
 from ..errors import StyleSearchError
+from . import plugin_dir
 
 ACTION_NAME = "StyleSearch"  # the plugin's InterfaceAction name, as calibre's layouts list it
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # same sources, same zip bytes
@@ -28,17 +28,9 @@ for key in ('action-layout-toolbar', 'action-layout-context-menu'):
 """
 
 
-def source_dirs() -> list[Path]:
-    """Where the plugin's sources are: the source tree, then the installed data dir."""
-    return [Path(__file__).resolve().parents[2] / "plugins" / "calibre",
-            Path(sys.prefix) / "share" / "stylesearch" / "plugins" / "calibre"]
-
-
 def plugin_files() -> dict[str, bytes]:
     """The zip's members, name -> bytes: the plugin's sources and the protocol module."""
-    folder = next((d for d in source_dirs() if (d / "__init__.py").is_file()), None)
-    if folder is None:
-        raise StyleSearchError(f"the calibre plugin's sources are missing (looked in {', '.join(map(str, source_dirs()))})")
+    folder = plugin_dir("calibre", "__init__.py")
     files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix in (".py", ".txt")}
     files["protocol.py"] = Path(client.__file__).read_bytes()
     return files

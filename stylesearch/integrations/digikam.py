@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import StyleSearchError
+from . import plugin_dir
 
 if TYPE_CHECKING:
     from ..cli import _State
@@ -238,15 +239,6 @@ def _told_on_desktop() -> Iterator[None]:
 
 # --- installing the Open With entries and the Batch Queue Manager script --------------------
 
-def source_dir() -> Path:
-    """plugins/digikam in the source tree, else the copy installed under sys.prefix."""
-    for folder in (Path(__file__).resolve().parents[2] / "plugins" / "digikam",
-                   Path(sys.prefix) / "share" / "stylesearch" / "plugins" / "digikam"):
-        if (folder / BQM_SCRIPT).is_file():
-            return folder
-    raise StyleSearchError("the digiKam plugin files are missing (plugins/digikam)")
-
-
 def data_home() -> Path:
     """The user's XDG data dir, where desktops look for applications."""
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
@@ -281,7 +273,7 @@ def install(command: list[str], home: Path, tag_results: bool = False) -> list[P
 
     The launcher keeps the entries' Exec lines free of escapes: digiKam splits Exec at
     spaces outside double quotes and strips the quotes, but undoes no backslash escapes."""
-    source, files = source_dir(), Installed(home)
+    source, files = plugin_dir("digikam", BQM_SCRIPT), Installed(home)
     _write(files.launcher, "#!/bin/sh\n# stylesearch as `stylesearch plugins digikam --install` ran it (same Python, "
                            f"library and model).\nexec {shlex.join(command)} \"$@\"\n", 0o755)
     for name, target in zip(DESKTOP_FILES, files.entries, strict=True):
