@@ -73,7 +73,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(torch.get_num_threads())
 
     real_train, held = split_by_artist(load_examples(args.real), args.held_out, args.seed)
     synthetic = load_examples(args.synthetic)

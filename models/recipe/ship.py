@@ -52,9 +52,9 @@ def main() -> None:
     candidate = args.out.with_suffix(".candidate.pt")
     shipped = save_encoder(candidate, model.eval(), name=args.name, version=args.version, trained=True, data=info.data)
     paths = [e.path for e in load_examples(args.check)]
-    full = np.stack([Embedder(args.model, precision="fp32").embed_file(p) for p in paths])
-    half = np.stack([Embedder(candidate, precision="fp32").embed_file(p) for p in paths])
-    bf16 = np.stack([Embedder(candidate, precision="bf16").embed_file(p) for p in paths])
+    full, half, bf16 = (np.stack([embedder.embed_file(p) for p in paths])
+                        for embedder in (Embedder(args.model, precision="fp32"), Embedder(candidate, precision="fp32"),
+                                         Embedder(candidate, precision="bf16")))
     report = {"model_id": shipped.model_id, "source": str(args.model), "images": len(paths),
               "top10_overlap_fp16_vs_fp32": round(overlap(full, half), 4),
               "top10_overlap_fp16_bf16_inference_vs_fp32": round(overlap(full, bf16), 4),

@@ -2,8 +2,8 @@
 batches, Adam; validated each epoch on held-out artists, best checkpoint kept.
 
 Loss specs: arc, triplet, vae, gmvae, arc+vae, triplet+vae (the paper's proposal), and our
-supcon, supcon+vae. Models
-without a VAE use mu alone, which is the paper's "one FC layer to a 256-d embedding".
+supcon, supcon+vae. Models without a VAE use mu alone, which is the paper's "one FC layer
+to a 256-d embedding".
 """
 
 from __future__ import annotations
