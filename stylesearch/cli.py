@@ -35,6 +35,18 @@ def shown(path: str | bytes) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode() for c in text)
 
 
+def _print_rows(items, as_json: bool, header: str, row) -> None:
+    """Results as JSON lines (`to_dict()` each), or a bold header and one plain line per
+    item: not a table, so a path is never shortened or folded; people copy it."""
+    if as_json:
+        for item in items:
+            click.echo(json.dumps(item.to_dict()))
+        return
+    out.print(f"[bold]{header}[/]")
+    for item in items:
+        out.print(row(item))
+
+
 class _Group(click.Group):
     """Turns expected errors into click's one-line `Error: ...` and exit status 1."""
 
@@ -241,14 +253,8 @@ def similar(state: _State, query: str, k: int, include_self: bool, distinct: boo
         with state.library() as lib:
             hits = run_similar(lib, query, k=k, include_self=include_self, distinct=distinct, model=state.settings.model,
                                make_embedder=state.embedder)
-    if as_json:
-        for hit in hits:
-            click.echo(json.dumps(hit.to_dict()))
-    else:
-        # Plain lines, not a table: a path is never shortened or folded, people copy it.
-        out.print(f"[bold]{'rank':>4}  {'distance':>9}  path[/]")
-        for hit in hits:
-            out.print(f"{hit.rank:>4}  {hit.distance:>9.4f}  {escape(hit.path)}")
+    _print_rows(hits, as_json, f"{'rank':>4}  {'distance':>9}  path",
+                lambda hit: f"{hit.rank:>4}  {hit.distance:>9.4f}  {escape(hit.path)}")
     tiles = [Tile(query, "query")] + [Tile(h.path, f"#{h.rank}  {h.distance:.4f}") for h in hits]
     _pictures(tiles, f"Works in the style of {os.path.basename(query)}", sheet, html_out)
 
@@ -281,13 +287,9 @@ def morph(state: _State, a: str, b: str, k: int, steps: int | None, sheet: Path 
             answer = morph_answer(*run_morph(lib, a, b, k=k, steps=steps, model=state.settings.model,
                                              make_embedder=state.embedder))
     path = [Step(s["step"], s["path"], s["distance_to_a"], s["distance_to_b"]) for s in answer["steps"]]
-    if as_json:
-        for step in path:
-            click.echo(json.dumps(step.to_dict()))
-    else:
-        out.print(f"[bold]{'step':>4}  {'to A':>9}  {'to B':>9}  path[/]")
-        for step in path:
-            out.print(f"{step.index:>4}  {step.to_a:>9.4f}  {step.to_b:>9.4f}  {escape(step.path)}")
+    _print_rows(path, as_json, f"{'step':>4}  {'to A':>9}  {'to B':>9}  path",
+                lambda step: f"{step.index:>4}  {step.to_a:>9.4f}  {step.to_b:>9.4f}  {escape(step.path)}")
+    if not as_json:
         g = answer["graph"]
         err.print(f"style graph: {g['works']} works, k={g['k']}, built in {g['build_seconds']:.2f} s", markup=False)
     tiles = [Tile(s.path, f"{s.index}  A {s.to_a:.3f}  B {s.to_b:.3f}") for s in path]
