@@ -15,6 +15,8 @@ Sources:
 - icons: 15 freedesktop icon themes from Debian (`apt-get download` + `dpkg-deb -x`): the
   same icon names (folder, user-home, edit-copy ...) drawn by each theme's artists.
 - chess: the piece sets of Debian's pychess (the same 12 pieces per set).
+- openclipart: Debian's openclipart-svg, labelled by each drawing's creator (dc:creator in
+  the SVG): different subjects per artist, the closest to the paper's Danbooru setting.
 Reserved for independent evaluation and never used: playing-card decks and DiceBear avatars.
 """
 
@@ -24,9 +26,11 @@ import argparse
 import io
 import json
 import re
+import shutil
 import subprocess
 import tarfile
 import tempfile
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -59,10 +63,23 @@ def centred(img: Image.Image, side: int) -> Image.Image:
     return canvas
 
 
+PX_PER_UNIT = {"mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0, "pt": 96 / 72, "pc": 16.0, "px": 1.0}
+
+
+def _px(match: re.Match) -> str:
+    """A root width/height in CSS pixels: resvg-py rejects physical units (old Inkscape's
+    '210mm'); a percentage is dropped so the viewBox decides."""
+    name, value, unit = match.groups()
+    return "" if unit == "%" else f'{name}="{float(value) * PX_PER_UNIT[unit]:.2f}"'
+
+
 def svg_image(svg: str | bytes, side: int) -> Image.Image:
     import resvg_py
 
     text = svg.decode("utf-8", "replace") if isinstance(svg, bytes) else svg
+    if root := re.search(r"<svg\b[^>]*>", text):
+        tag = re.sub(r'\b(width|height)="\s*([\d.]+)\s*(mm|cm|in|pt|pc|px|%)\s*"', _px, root.group(0))
+        text = text[: root.start()] + tag + text[root.end():]
     png = resvg_py.svg_to_bytes(svg_string=text, width=side * 2, height=side * 2)
     return Image.open(io.BytesIO(bytes(png)))
 
@@ -199,14 +216,65 @@ def chess(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
     return manifest
 
 
-SOURCES = {"emoji": emoji, "icons": icons, "chess": chess}
+# --- openclipart drawings by creator (Debian openclipart-svg) ------------------------------
+
+CREATOR = re.compile(rb"<dc:creator>\s*<cc:Agent[^>]*>\s*<dc:title>([^<]*)</dc:title>", re.S)
+# the same person under two spellings (accents and punctuation are folded before this)
+CREATOR_ALIASES = {"rollandin-francesco": "architetto-francesco-rollandin", "a-j-ashton": "aj-ashton"}
+MIN_DRAWINGS = 12  # fewer than this cannot fill a P x K batch slot with distinct drawings
+
+
+def creator_slug(svg: bytes) -> str:
+    """The drawing's creator as a folder name ('' when unnamed): accents and punctuation
+    folded, so 'Sérgio Luiz Araújo Silva' and 'Sergio Luiz Araujo Silva' are one artist."""
+    match = CREATOR.search(svg[:20_000])
+    if not match:
+        return ""
+    ascii_name = unicodedata.normalize("NFKD", match.group(1).decode("utf-8", "replace")).encode("ascii", "ignore").decode()
+    slug = "-".join(re.findall(r"[a-z0-9]+", ascii_name.lower()))
+    return CREATOR_ALIASES.get(slug, slug)
+
+
+def openclipart(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
+    """Every creator with at least MIN_DRAWINGS renderable drawings, up to `subjects` of them
+    each (evenly spaced through the sorted files); drawings resvg cannot render are skipped."""
+    root, version, licence = debian(["openclipart-svg"], work)["openclipart-svg"]
+    by_creator: dict[str, list[Path]] = {}
+    for path in sorted((root / "usr" / "share" / "openclipart" / "svg").rglob("*.svg")):
+        if slug := creator_slug(path.read_bytes()):
+            by_creator.setdefault(slug, []).append(path)
+    manifest = []
+    for slug, paths in sorted(by_creator.items()):
+        if len(paths) < MIN_DRAWINGS:
+            continue
+        folder = out / "openclipart" / slug
+        folder.mkdir(parents=True, exist_ok=True)
+        written = 0
+        for path in paths[:: max(1, len(paths) // subjects)][:subjects]:
+            try:
+                img = centred(svg_image(path.read_bytes(), side), side)
+            except (OSError, ValueError):
+                continue
+            if img.convert("L").getextrema()[0] < 250:  # a drawing resvg renders blank (all white) is skipped
+                img.save(folder / f"{path.parent.name}-{path.stem}.png")
+                written += 1
+        if written < MIN_DRAWINGS:  # too few renderable drawings to count as an artist
+            shutil.rmtree(folder)
+            continue
+        manifest.append({"source": "openclipart", "style": slug, "package": "debian openclipart-svg", "version": version,
+                         "licence": licence, "images": written})
+    return manifest
+
+
+SOURCES = {"emoji": emoji, "icons": icons, "chess": chess, "openclipart": openclipart}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--sources", default=",".join(SOURCES))
-    parser.add_argument("--subjects", type=int, default=120, help="subjects per source (emoji: in every set; icons: in at least half the themes)")
+    parser.add_argument("--subjects", type=int, default=120, help="subjects per source (emoji: in every set; icons: in at least half the themes; "
+                        "openclipart: drawings per creator, at most)")
     parser.add_argument("--side", type=int, default=128)
     args = parser.parse_args()
     manifest = []

@@ -32,6 +32,7 @@ import argparse
 import colorsys
 import csv
 import json
+import multiprocessing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -208,25 +209,34 @@ def bases_from(folders: list[Path]) -> list[Path]:
     return sorted(p for folder in folders for p in folder.rglob("*.png"))
 
 
-def generate(bases: list[Path], out: Path, artists: int, subjects: int, seed: int, side: int) -> int:
-    """Each artist draws `subjects` bases chosen from its own seed; returns images written."""
+def draw_subjects(job: tuple[list[Path], Path, int, int, int, int]) -> tuple[dict, list[tuple[str, str]]]:
+    """One artist draws `subjects` bases chosen from its own seed: (its parameters, CSV rows)."""
+    bases, out, index, subjects, seed, side = job
+    artist = draw_artist(index, seed)
+    chosen = np.random.default_rng([seed, index, 1]).choice(len(bases), size=min(subjects, len(bases)), replace=False)
+    folder = out / artist.name
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in sorted(chosen):
+        target = folder / f"{bases[i].parent.name}-{bases[i].stem}.png"
+        with Image.open(bases[i]) as base:
+            render(base, artist, int(i), side).save(target, optimize=True)
+        rows.append((str(target.relative_to(out)), artist.name))
+    return asdict(artist), rows
+
+
+def generate(bases: list[Path], out: Path, artists: int, subjects: int, seed: int, side: int, workers: int = 1) -> int:
+    """Every artist's drawings (in `workers` processes; the output does not depend on how
+    many); returns images written."""
     out.mkdir(parents=True, exist_ok=True)
-    rows, params = [], []
-    for index in range(artists):
-        artist = draw_artist(index, seed)
-        params.append(asdict(artist))
-        chosen = np.random.default_rng([seed, index, 1]).choice(len(bases), size=min(subjects, len(bases)), replace=False)
-        folder = out / artist.name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in sorted(chosen):
-            target = folder / f"{bases[i].parent.name}-{bases[i].stem}.png"
-            with Image.open(bases[i]) as base:
-                render(base, artist, int(i), side).save(target, optimize=True)
-            rows.append((str(target.relative_to(out)), artist.name))
+    jobs = [(bases, out, index, subjects, seed, side) for index in range(artists)]
+    with multiprocessing.Pool(workers) as pool:
+        drawn = pool.map(draw_subjects, jobs, chunksize=16)
+    rows = [row for _, artist_rows in drawn for row in artist_rows]
     with open(out / "labels.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([("path", "artist"), *rows])
     (out / "artists.json").write_text(json.dumps({"seed": seed, "side": side, "bases": [str(b) for b in bases],
-                                                  "artists": params}, indent=1))
+                                                  "artists": [params for params, _ in drawn]}, indent=1))
     return len(rows)
 
 
@@ -249,13 +259,14 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=12, help="subjects each artist draws")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--side", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=1, help="drawing processes (the output is the same for any number)")
     parser.add_argument("--sheet", type=Path, help="also write a contact sheet (8 artists x 6 subjects) here")
     args = parser.parse_args()
     bases = bases_from(args.bases)
     if not bases:
         parser.error("no PNG bases found")
     if args.out:
-        print(f"wrote {generate(bases, args.out, args.artists, args.subjects, args.seed, args.side)} images to {args.out}")
+        print(f"wrote {generate(bases, args.out, args.artists, args.subjects, args.seed, args.side, args.workers)} images to {args.out}")
     if args.sheet:
         picks = list(np.linspace(0, len(bases) - 1, 6).astype(int))
         contact_sheet(bases, 8, args.seed, args.side, picks).save(args.sheet, optimize=True)
