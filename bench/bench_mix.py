@@ -58,14 +58,28 @@ def write_csv(path: Path, examples: list[Example]) -> None:
     path.write_text("path,artist\n" + "".join(f"{e.path},{e.artist}\n" for e in examples))
 
 
+def held_out_split(examples: list[Example], listing: Path) -> tuple[list[Example], list[Example]]:
+    """(train, held out) with the listed styles held out; a listed style with no images is an error."""
+    styles = {line.strip() for line in listing.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    if missing := styles - {e.artist for e in examples}:
+        sys.exit(f"{listing}: no images of {', '.join(sorted(missing))}")
+    return [e for e in examples if e.artist not in styles], [e for e in examples if e.artist in styles]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", type=Path, required=True, help="labels.csv of the real corpus")
     parser.add_argument("--synthetic", type=Path, required=True, help="labels.csv of the synthetic artists")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/mix")
     parser.add_argument("--held-out", type=int, default=9, help="real styles held out (split seeded by --seed)")
+    parser.add_argument("--held-out-styles", type=Path,
+                        help="hold out exactly these styles instead (a file of source/style lines, '#' comments)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--workers", type=int, default=1, help="image decoding processes per run")
     parser.add_argument("--runs", default=DEFAULT_RUNS)
     parser.add_argument("--steps", type=int, default=400, help="optimiser steps per run")
+    parser.add_argument("--epoch-steps", type=int, default=0,
+                        help="validate every N steps (0: after each pass over the run's images)")
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--p", type=int, default=12)
     parser.add_argument("--k", type=int, default=6)
@@ -74,7 +88,11 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    real_train, held = split_by_artist(load_examples(args.real), args.held_out, args.seed)
+    real = load_examples(args.real)
+    if args.held_out_styles:
+        real_train, held = held_out_split(real, args.held_out_styles)
+    else:
+        real_train, held = split_by_artist(real, args.held_out, args.seed)
     synthetic = load_examples(args.synthetic)
     write_csv(args.out / "heldout.csv", held)
     data = {"real": real_train, "synthetic": synthetic, "mixed": real_train + synthetic}
@@ -105,13 +123,15 @@ def main() -> None:
             continue
         recipe, source = run.split(":")
         examples = data[source]
-        batches_per_epoch = max(1, len(examples) // (args.p * args.k))
-        config = FinetuneConfig(**RECIPES[recipe], epochs=math.ceil(args.steps / batches_per_epoch), p=args.p, k=args.k,
+        batches_per_epoch = args.epoch_steps or max(1, len(examples) // (args.p * args.k))
+        config = FinetuneConfig(**RECIPES[recipe], epochs=math.ceil(args.steps / batches_per_epoch),
+                                epoch_steps=args.epoch_steps, p=args.p, k=args.k,
                                 lr=args.lr, input_size=args.input_size, balance="source", validate=str(args.out / "heldout.csv"),
-                                seed=args.seed, workers=1, name=f"stylesearch-{recipe}-{source}")
+                                seed=args.seed, workers=args.workers, name=f"stylesearch-{recipe}-{source}")
         model = args.out / f"{recipe}-{source}.pt"
         started = time.monotonic()
-        result = finetune(examples, model, config, run=RunOptions(progress=False, resume=Path(f"{model}.state").exists(), max_steps=args.steps))
+        result = finetune(examples, model, config, run=RunOptions(device=args.device, progress=False,
+                                                                 resume=Path(f"{model}.state").exists(), max_steps=args.steps))
         minutes = (time.monotonic() - started) / 60
         results[run] = {"scores": scores(vectors_for(model, held), held), "minutes": round(minutes, 1),
                         "history": result["history"], "config": config.__dict__}

@@ -132,6 +132,8 @@ def test_pk_sampler_batches():
     assert other_rank != list(PKSampler(labels, 3, 4, seed=1, rank=0, world=2))
     with pytest.raises(StyleSearchError, match="two artists"):
         PKSampler([0, 0, 0], 2, 2)
+    fixed = PKSampler(labels, 3, 4, seed=1, batches=7)  # epochs of a set length, whatever the data size
+    assert len(fixed) == 7 and len(list(fixed)) == 7
 
 
 def test_pk_sampler_balances_groups():

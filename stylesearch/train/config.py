@@ -39,6 +39,8 @@ class FinetuneConfig:
     loss: str = option("triplet+vae", "Loss terms: the paper's Table 2 (arc, triplet, vae, gmvae, arc+vae, triplet+vae) "
                        "or supervised contrastive (supcon, supcon+vae).")
     epochs: int = option(40, "Training epochs.")
+    epoch_steps: int = option(0, "Batches per epoch (0: one pass over the images). Validation and the choice of the "
+                                 "best checkpoint happen once per epoch.")
     p: int = option(20, "Artists per batch.")
     k: int = option(20, "Images per artist per batch.")
     balance: str = option("artist", "Who gets an equal share of each batch: artist (the paper's) or source (the "

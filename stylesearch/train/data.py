@@ -94,13 +94,15 @@ def source_of(artist: str) -> str:
 
 class PKSampler:
     """Batches of P artists x K images (paper: 20 x 20). Artists with fewer than K images are
-    sampled with replacement and listed in `short`. With `groups` (a group per label, e.g.
+    sampled with replacement and listed in `short`. An epoch is one pass over the images, or
+    `batches` batches when given (so validation comes at the same step counts whatever the
+    data size). With `groups` (a group per label, e.g.
     its source), each batch takes its P artists evenly from the groups, so a source with
     a thousand synthetic artists cannot crowd out one with twenty real ones. In distributed
     runs each rank draws its own batches from a rank-specific stream."""
 
     def __init__(self, labels: list[int], p: int, k: int, seed: int = 0, rank: int = 0, world: int = 1,
-                 groups: dict[int, str] | None = None) -> None:
+                 groups: dict[int, str] | None = None, batches: int = 0) -> None:
         self.by_label: dict[int, list[int]] = defaultdict(list)
         for index, label in enumerate(labels):
             self.by_label[label].append(index)
@@ -109,7 +111,7 @@ class PKSampler:
         self.p, self.k = min(p, len(self.by_label)), k
         self.short = sorted(label for label, items in self.by_label.items() if len(items) < k)
         self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
-        self.batches = max(1, len(labels) // (self.p * self.k * world))
+        self.batches = batches or max(1, len(labels) // (self.p * self.k * world))
         members: dict[str, list[int]] = defaultdict(list)
         for label in sorted(self.by_label):
             members[(groups or {}).get(label, "")].append(label)

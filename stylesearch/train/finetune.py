@@ -87,7 +87,8 @@ def finetune(
     )
     cfg = encoder.config
     groups = {index[a]: source_of(a) for a in artists} if config.balance == "source" else None
-    sampler = PKSampler(labels, config.p, config.k, config.seed, trainer.dist.rank, trainer.dist.world, groups)
+    sampler = PKSampler(labels, config.p, config.k, config.seed, trainer.dist.rank, trainer.dist.world, groups,
+                        config.epoch_steps)
     data = ImageDataset([e.path for e in train], labels, augmentations(config.augment, config.input_size, cfg.mean, cfg.std),
                         load_size=config.input_size * (2 if config.augment == "style" else 1))
     loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, num_workers=config.workers, collate_fn=collate,
