@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--epoch-steps", type=int, default=0,
                         help="validate every N steps (0: after each pass over the run's images)")
     parser.add_argument("--input-size", type=int, default=128)
+    parser.add_argument("--zoom", type=float, default=2.0, help="style crops from the image loaded at zoom x input size")
     parser.add_argument("--p", type=int, default=12)
     parser.add_argument("--k", type=int, default=6)
     parser.add_argument("--lr", type=float, default=3e-4)
@@ -125,7 +126,7 @@ def main() -> None:
         examples = data[source]
         batches_per_epoch = args.epoch_steps or max(1, len(examples) // (args.p * args.k))
         config = FinetuneConfig(**RECIPES[recipe], epochs=math.ceil(args.steps / batches_per_epoch),
-                                epoch_steps=args.epoch_steps, p=args.p, k=args.k,
+                                epoch_steps=args.epoch_steps, zoom=args.zoom, p=args.p, k=args.k,
                                 lr=args.lr, input_size=args.input_size, balance="source", validate=str(args.out / "heldout.csv"),
                                 seed=args.seed, workers=args.workers, name=f"stylesearch-{recipe}-{source}")
         model = args.out / f"{recipe}-{source}.pt"

@@ -72,6 +72,9 @@ def test_arcface_reduces_to_scaled_softmax_without_margin():
     expected = -torch.log_softmax(torch.tensor([10 * math.cos(1.0), 0.0]), 0)[0]
     # (acos is clamped just inside [-1, 1] for stable gradients: theta starts at ~5e-4, not 0)
     assert margin(e, torch.tensor([0])).item() == pytest.approx(expected.item(), rel=1e-2)
+    # bf16 inputs (autocast on CUDA) still give an fp32 loss: the margin maths never mixes dtypes
+    low = losses.ArcFace(2, 2).to(torch.bfloat16)
+    assert low(e.to(torch.bfloat16), torch.tensor([0])).dtype == torch.float32
 
 
 def test_supcon_known_value_and_label_sensitivity():

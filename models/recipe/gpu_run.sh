@@ -11,7 +11,8 @@
 # best run's fp32 checkpoint (by held-out mAP@R) split into 15 MB parts (best.pt.part-*).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out} STEPS=${STEPS:-1500} BUDGET=${BUDGET:-330} ARTISTS=${ARTISTS:-3000}
-PY=${PY:-python3} DEVICE=${DEVICE:-cuda} WORKERS=${WORKERS:-4} WORK=${WORK:-/tmp/gpu-work}
+PY=${PY:-python3} DEVICE=${DEVICE:-cuda} WORKERS=${WORKERS:-4} WORK=${WORK:-/tmp/gpu-work} ZOOM=${ZOOM:-2}
+GROUPS_=${GROUPS_:-a:ours:mixed,ours:synthetic b:ours:real,triplet:mixed c:paper:mixed,arcface:mixed}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4  # three runs share 16 cores
 mkdir -p "$OUT" "$WORK"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
@@ -20,8 +21,8 @@ C=$WORK/corpus3
 time $PY models/recipe/synthetic_artists.py --out "$WORK/synthetic" --artists "$ARTISTS" --subjects 12 --workers 16 \
     --bases "$C/emoji/twemoji" "$C/emoji/openmoji" "$C/emoji/fluent-emoji-flat" "$C/icons/Tango" "$C/icons/Paper" "$C/icons/gnome" || exit 1
 common=(--real "$C/labels.csv" --synthetic "$WORK/synthetic/labels.csv" --held-out-styles models/recipe/held_out_styles.txt
-        --steps "$STEPS" --epoch-steps $(( STEPS > 8 ? STEPS / 8 : 1 )) --p 32 --k 8 --workers "$WORKERS" --device "$DEVICE")
-for group in a:ours:mixed,ours:synthetic b:ours:real,triplet:mixed c:paper:mixed,arcface:mixed; do
+        --steps "$STEPS" --epoch-steps $(( STEPS > 8 ? STEPS / 8 : 1 )) --p 32 --k 8 --zoom "$ZOOM" --workers "$WORKERS" --device "$DEVICE")
+for group in $GROUPS_; do  # out-folder:runs, one process each
     timeout "$BUDGET" $PY bench/bench_mix.py "${common[@]}" --out "$WORK/${group%%:*}" --runs "${group#*:}" \
         > "$WORK/${group%%:*}.log" 2>&1 &
 done

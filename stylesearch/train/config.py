@@ -57,6 +57,8 @@ class FinetuneConfig:
     validate: str = option("", "Validate on these artist-labelled images (same forms as DATA) instead of holding "
                                "out artists of DATA.")
     augment: str = option("style", "Augmentations: style, simclr or none.")
+    zoom: float = option(2.0, "Style augmentation: crops are taken from the image loaded at zoom x input size "
+                              "(1: the whole image, as search sees it).")
     input_size: int = option(224, "Training image size in pixels (a multiple of 32 with a VAE).")
     embed_dim: int = option(256, "Embedding (mu) size.")
     pooling: str = option("avg", "Feature pooling: avg (the paper's) or meanstd (channel mean/std of every stage).")

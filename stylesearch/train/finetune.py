@@ -90,7 +90,7 @@ def finetune(
     sampler = PKSampler(labels, config.p, config.k, config.seed, trainer.dist.rank, trainer.dist.world, groups,
                         config.epoch_steps)
     data = ImageDataset([e.path for e in train], labels, augmentations(config.augment, config.input_size, cfg.mean, cfg.std),
-                        load_size=config.input_size * (2 if config.augment == "style" else 1))
+                        load_size=round(config.input_size * (config.zoom if config.augment == "style" else 1)))
     loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, num_workers=config.workers, collate_fn=collate,
                                          persistent_workers=config.workers > 0)
     summary = {"train_images": len(train), "train_artists": len(artists), "held_out_images": len(held),

@@ -80,7 +80,8 @@ class ArcFace(nn.Module):
         self.margin, self.scale = margin, scale
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        cos = F.linear(F.normalize(embeddings), F.normalize(self.weight)).clamp(-1 + 1e-7, 1 - 1e-7)
+        # fp32 whatever autocast picks: CUDA autocast runs acos/cos in fp32 but linear in bf16
+        cos = F.linear(F.normalize(embeddings), F.normalize(self.weight)).float().clamp(-1 + 1e-7, 1 - 1e-7)
         theta = torch.acos(cos.gather(1, labels[:, None]))
         target = torch.cos((theta + self.margin).clamp(max=math.pi))
         logits = cos.scatter(1, labels[:, None], target) * self.scale
