@@ -11,8 +11,11 @@ run is validated and scored on them. Runs are `recipe:data` pairs:
   triplet, arcface (the paper's baselines);
 - data: real, synthetic, mixed (P x K batches balanced across sources).
 Every run takes the same number of optimiser steps of the same batch shape and image size.
-Simple baselines are scored on the same images; the table is printed and written as
-OUT/table.md. Resumable: finished runs are kept in
+Simple baselines (and any --compare checkpoints) are scored on the same images; besides the
+whole held-out set, each source's styles are scored alone, and so are our own drawings
+(tests/data/style_check), where every artist draws the same subjects: a style measure that
+subject matter cannot help, unlike openclipart, whose creators each draw their own subjects.
+The table is printed and written as OUT/table.md. Resumable: finished runs are kept in
 OUT/results.json and skipped; an interrupted one resumes from its last epoch.
 """
 
@@ -40,7 +43,7 @@ from stylesearch.imaging import load_image  # noqa: E402
 from stylesearch.model.checkpoint import save_encoder  # noqa: E402
 from stylesearch.model.encoder import EncoderConfig, StyleEncoder  # noqa: E402
 from stylesearch.train.config import FinetuneConfig  # noqa: E402
-from stylesearch.train.data import Example, load_examples, split_by_artist  # noqa: E402
+from stylesearch.train.data import Example, load_examples, source_of, split_by_artist  # noqa: E402
 from stylesearch.train.finetune import finetune  # noqa: E402
 from stylesearch.train.loop import RunOptions  # noqa: E402
 
@@ -52,6 +55,7 @@ RECIPES = {
     "arcface": {"loss": "arc", "pooling": "avg"},
 }
 DEFAULT_RUNS = "ours:real,ours:mixed,ours:synthetic,triplet:mixed,arcface:mixed,paper:mixed"
+DRAWINGS = ROOT / "tests" / "data" / "style_check"  # our own: 3 artists x the same 6 subjects
 
 
 def write_csv(path: Path, examples: list[Example]) -> None:
@@ -77,6 +81,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--workers", type=int, default=1, help="image decoding processes per run")
     parser.add_argument("--runs", default=DEFAULT_RUNS)
+    parser.add_argument("--compare", type=Path, nargs="*", default=[], help="also score these trained checkpoints")
     parser.add_argument("--steps", type=int, default=400, help="optimiser steps per run")
     parser.add_argument("--epoch-steps", type=int, default=0,
                         help="validate every N steps (0: after each pass over the run's images)")
@@ -108,15 +113,31 @@ def main() -> None:
     def save() -> None:
         results_path.write_text(json.dumps(results, indent=2))
 
+    drawings = [Example(str(path), path.name.split("-")[0]) for path in sorted(DRAWINGS.glob("*.png"))]
+
+    def evaluate(embed) -> dict:
+        """Scores of one embedding (a function of a list of examples) on the held-out styles,
+        on each source's styles alone, and on our own drawings (tests/data/style_check: 3
+        artists x the same 6 subjects, so content cannot help there)."""
+        vectors = embed(held)
+        sources = sorted({source_of(e.artist) for e in held})
+        by_source = {source: scores(vectors[rows], [held[i] for i in rows])
+                     for source in sources for rows in [[i for i, e in enumerate(held) if source_of(e.artist) == source]]}
+        return {"scores": scores(vectors, held), "by_source": by_source, "drawings": scores(embed(drawings), drawings)}
+
     for name, feature in BASELINES.items():
         if name not in results:
-            results[name] = {"scores": scores(np.stack([feature(load_image(e.path)) for e in held]), held), "minutes": 0}
+            results[name] = {**evaluate(lambda examples, f=feature: np.stack([f(load_image(e.path)) for e in examples])),
+                             "minutes": 0}
     if "random network mean/std" not in results:
         torch.manual_seed(args.seed)
         random_net = StyleEncoder(EncoderConfig(input_size=args.input_size, pooling="meanstd")).eval()
         save_encoder(args.out / "random-meanstd.pt", random_net, name="random-meanstd", version="0", trained=False)
-        results["random network mean/std"] = {"scores": scores(vectors_for(args.out / "random-meanstd.pt", held), held),
+        results["random network mean/std"] = {**evaluate(lambda examples: vectors_for(args.out / "random-meanstd.pt", examples)),
                                               "minutes": 0}
+    for model in args.compare:
+        if str(model) not in results:
+            results[str(model)] = {**evaluate(lambda examples, m=model: vectors_for(m, examples)), "minutes": 0}
     save()
 
     for run in args.runs.split(","):
@@ -134,7 +155,7 @@ def main() -> None:
         result = finetune(examples, model, config, run=RunOptions(device=args.device, progress=False,
                                                                  resume=Path(f"{model}.state").exists(), max_steps=args.steps))
         minutes = (time.monotonic() - started) / 60
-        results[run] = {"scores": scores(vectors_for(model, held), held), "minutes": round(minutes, 1),
+        results[run] = {**evaluate(lambda examples, m=model: vectors_for(m, examples)), "minutes": round(minutes, 1),
                         "history": result["history"], "config": config.__dict__}
         console.print(f"{run}: NMI {results[run]['scores']['NMI']}  mAP@R {results[run]['scores']['mAP@R']}  ({minutes:.1f} min)")
         save()
@@ -142,16 +163,21 @@ def main() -> None:
     title = (f"Held-out real styles ({len(held)} images, {len({e.artist for e in held})} styles); "
              f"{args.steps} steps of {args.p}x{args.k} at {args.input_size} px")
     columns = ("ACC", "ARI", "NMI", "P@10", "mAP@R")
+    sources = sorted({source_of(e.artist) for e in held})
+    extra = [f"{source} mAP@R" for source in sources] + ["drawings mAP@R"]
     table = Table(title=title, box=None)
-    for column in ("model", *columns, "train min"):
+    for column in ("model", *columns, *extra, "train min"):
         table.add_column(column, justify="left" if column == "model" else "right")
-    lines = [f"| model | {' | '.join(columns)} | train min |", "|---" * (len(columns) + 2) + "|"]
+    lines = [f"| model | {' | '.join(columns + tuple(extra))} | train min |", "|---" * (len(columns) + len(extra) + 2) + "|"]
     for label, row in results.items():
         cells = [str(row["scores"][c]) for c in columns]
+        cells += [str(row.get("by_source", {}).get(source, {}).get("mAP@R", "")) for source in sources]
+        cells.append(str(row.get("drawings", {}).get("mAP@R", "")))
         table.add_row(label, *cells, str(row["minutes"]))
         lines.append(f"| {label} | {' | '.join(cells)} | {row['minutes']} |")
     console.print(table)
     (args.out / "table.md").write_text(f"{title}\n\n" + "\n".join(lines) + "\n")
+
 
 if __name__ == "__main__":
     main()

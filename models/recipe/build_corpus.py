@@ -73,13 +73,18 @@ def _px(match: re.Match) -> str:
     return "" if unit == "%" else f'{name}="{float(value) * PX_PER_UNIT[unit]:.2f}"'
 
 
-def svg_image(svg: str | bytes, side: int) -> Image.Image:
-    import resvg_py
-
-    text = svg.decode("utf-8", "replace") if isinstance(svg, bytes) else svg
+def in_pixels(text: str) -> str:
+    """The SVG with its root width/height in CSS pixels (see _px)."""
     if root := re.search(r"<svg\b[^>]*>", text):
         tag = re.sub(r'\b(width|height)="\s*([\d.]+)\s*(mm|cm|in|pt|pc|px|%)\s*"', _px, root.group(0))
         text = text[: root.start()] + tag + text[root.end():]
+    return text
+
+
+def svg_image(svg: str | bytes, side: int) -> Image.Image:
+    import resvg_py
+
+    text = in_pixels(svg.decode("utf-8", "replace") if isinstance(svg, bytes) else svg)
     png = resvg_py.svg_to_bytes(svg_string=text, width=side * 2, height=side * 2)
     return Image.open(io.BytesIO(bytes(png)))
 

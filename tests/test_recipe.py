@@ -1,0 +1,53 @@
+"""The corpus recipe's parsing and the synthetic-artist generator (models/recipe): the parts
+that decide labels and image content, checked without network or packages."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "recipe"))
+
+import build_corpus  # noqa: E402
+import synthetic_artists  # noqa: E402
+
+
+def creator(name: str) -> bytes:
+    return (f'<svg><metadata><dc:creator><cc:Agent rdf:about="x"><dc:title>{name}</dc:title>'
+            "</cc:Agent></dc:creator></metadata></svg>").encode()
+
+
+def test_creator_labels_fold_spelling_variants_into_one_artist():
+    assert build_corpus.creator_slug(creator("Sérgio Luiz Araújo Silva")) == "sergio-luiz-araujo-silva"
+    assert build_corpus.creator_slug(creator("Sergio Luiz Araujo Silva")) == "sergio-luiz-araujo-silva"
+    assert build_corpus.creator_slug(creator("A.J. Ashton")) == build_corpus.creator_slug(creator("AJ Ashton"))
+    assert build_corpus.creator_slug(creator("Rollandin Francesco")) == "architetto-francesco-rollandin"
+    assert build_corpus.creator_slug(b"<svg/>") == ""
+
+
+def test_physical_svg_sizes_become_pixels_and_percentages_go():
+    text = build_corpus.in_pixels('<svg width="210mm" height="1in" x="3mm"><rect width="50%"/></svg>')
+    assert text.startswith('<svg width="793.70" height="96.00" x="3mm">')
+    assert '<rect width="50%"/>' in text  # only the root element's size is rewritten
+    assert build_corpus.in_pixels('<svg width="100%" viewBox="0 0 8 8">') == '<svg  viewBox="0 0 8 8">'
+
+
+def test_synthetic_artists_are_the_same_for_any_number_of_workers(tmp_path):
+    bases = []
+    for i, colour in enumerate(("red", "navy", "orange")):
+        img = Image.new("RGB", (64, 64), "white")
+        ImageDraw.Draw(img).ellipse((8 + i * 4, 8, 56, 56 - i * 6), fill=colour, outline="black", width=3)
+        bases.append(tmp_path / "base" / f"{i}.png")
+        bases[-1].parent.mkdir(exist_ok=True)
+        img.save(bases[-1])
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert synthetic_artists.generate(bases, one, artists=4, subjects=2, seed=3, side=64, workers=1) == 8
+    synthetic_artists.generate(bases, two, artists=4, subjects=2, seed=3, side=64, workers=2)
+    files = sorted(p.relative_to(one) for p in one.rglob("*.png"))
+    assert len(files) == 8 and (one / "labels.csv").read_text() == (two / "labels.csv").read_text()
+    assert all(np.array_equal(np.asarray(Image.open(one / f)), np.asarray(Image.open(two / f))) for f in files)
+    # 8 drawings of 3 subjects: some subject is drawn by several artists, each differently
+    subject = max({f.name for f in files}, key=lambda name: sum(f.name == name for f in files))
+    drawn = [np.asarray(Image.open(one / f)) for f in files if f.name == subject]
+    assert len(drawn) >= 2 and not np.array_equal(drawn[0], drawn[1])
