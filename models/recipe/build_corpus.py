@@ -244,8 +244,9 @@ def openclipart(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
     """Every creator with at least MIN_DRAWINGS renderable drawings, up to `subjects` of them
     each (evenly spaced through the sorted files); drawings resvg cannot render are skipped."""
     root, version, licence = debian(["openclipart-svg"], work)["openclipart-svg"]
+    svgs = root / "usr" / "share" / "openclipart" / "svg"
     by_creator: dict[str, list[Path]] = {}
-    for path in sorted((root / "usr" / "share" / "openclipart" / "svg").rglob("*.svg")):
+    for path in sorted(svgs.rglob("*.svg")):
         if slug := creator_slug(path.read_bytes()):
             by_creator.setdefault(slug, []).append(path)
     manifest = []
@@ -261,7 +262,8 @@ def openclipart(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
             except (OSError, ValueError):
                 continue
             if img.convert("L").getextrema()[0] < 250:  # a drawing resvg renders blank (all white) is skipped
-                img.save(folder / f"{path.parent.name}-{path.stem}.png")
+                # named by the whole relative path: two folders can hold drawings of one name
+                img.save(folder / f"{path.relative_to(svgs).with_suffix('').as_posix().replace('/', '-')}.png")
                 written += 1
         if written < MIN_DRAWINGS:  # too few renderable drawings to count as an artist
             shutil.rmtree(folder)
