@@ -273,10 +273,13 @@ def test_meanstd_supcon_validated_on_a_separate_set(styles, tmp_path):
 
     rows = [f"{e.path},{e.artist}" for e in load_examples(styles)]
     (tmp_path / "val.csv").write_text("path,artist\n" + "\n".join(rows[::4]) + "\n")
-    config = tiny("supcon", pooling="meanstd", validate=str(tmp_path / "val.csv"), epochs=2)
+    # epochs of 3 batches (validation at fixed step counts), style crops of the whole image
+    config = tiny("supcon", pooling="meanstd", validate=str(tmp_path / "val.csv"), epochs=2, epoch_steps=3, zoom=1.0)
     result = finetune(load_examples(styles), tmp_path / "m.pt", config, run=RunOptions(progress=False))
     assert result["summary"]["train_images"] == 32 and result["summary"]["held_out_images"] == 8
-    assert all("mAP@R" in r for r in result["history"])
+    assert len(result["history"]) == 2 and all("mAP@R" in r for r in result["history"])
+    log = [json.loads(line) for line in (tmp_path / "m.pt.log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r.get("event") == "epoch"] == [3, 6]
     assert load_encoder(tmp_path / "m.pt")[1].config.pooling == "meanstd"
 
 
