@@ -26,6 +26,7 @@ import json
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,10 @@ def write_csv(path: Path, examples: list[Example]) -> None:
 
 def held_out_split(examples: list[Example], listing: Path) -> tuple[list[Example], list[Example]]:
     """(train, held out) with the listed styles held out; a listed style with no images is an error."""
-    styles = {line.strip() for line in listing.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    styles = {line.strip() for line in listing.read_text().splitlines()} - {""}
+    styles = {style for style in styles if not style.startswith("#")}
+    if not styles:
+        sys.exit(f"{listing}: no styles listed")
     if missing := styles - {e.artist for e in examples}:
         sys.exit(f"{listing}: no images of {', '.join(sorted(missing))}")
     return [e for e in examples if e.artist not in styles], [e for e in examples if e.artist in styles]
@@ -114,15 +118,17 @@ def main() -> None:
         results_path.write_text(json.dumps(results, indent=2))
 
     drawings = [Example(str(path), path.name.split("-")[0]) for path in sorted(DRAWINGS.glob("*.png"))]
+    sources = sorted({source_of(e.artist) for e in held})
 
     def evaluate(embed) -> dict:
         """Scores of one embedding (a function of a list of examples) on the held-out styles,
         on each source's styles alone, and on our own drawings (tests/data/style_check: 3
         artists x the same 6 subjects, so content cannot help there)."""
         vectors = embed(held)
-        sources = sorted({source_of(e.artist) for e in held})
-        by_source = {source: scores(vectors[rows], [held[i] for i in rows])
-                     for source in sources for rows in [[i for i, e in enumerate(held) if source_of(e.artist) == source]]}
+        by_source = {}
+        for source in sources:
+            rows = [i for i, e in enumerate(held) if source_of(e.artist) == source]
+            by_source[source] = scores(vectors[rows], [held[i] for i in rows])
         return {"scores": scores(vectors, held), "by_source": by_source, "drawings": scores(embed(drawings), drawings)}
 
     for name, feature in BASELINES.items():
@@ -133,11 +139,11 @@ def main() -> None:
         torch.manual_seed(args.seed)
         random_net = StyleEncoder(EncoderConfig(input_size=args.input_size, pooling="meanstd")).eval()
         save_encoder(args.out / "random-meanstd.pt", random_net, name="random-meanstd", version="0", trained=False)
-        results["random network mean/std"] = {**evaluate(lambda examples: vectors_for(args.out / "random-meanstd.pt", examples)),
+        results["random network mean/std"] = {**evaluate(partial(vectors_for, args.out / "random-meanstd.pt")),
                                               "minutes": 0}
     for model in args.compare:
         if str(model) not in results:
-            results[str(model)] = {**evaluate(lambda examples, m=model: vectors_for(m, examples)), "minutes": 0}
+            results[str(model)] = {**evaluate(partial(vectors_for, model)), "minutes": 0}
     save()
 
     for run in args.runs.split(","):
@@ -155,7 +161,7 @@ def main() -> None:
         result = finetune(examples, model, config, run=RunOptions(device=args.device, progress=False,
                                                                  resume=Path(f"{model}.state").exists(), max_steps=args.steps))
         minutes = (time.monotonic() - started) / 60
-        results[run] = {**evaluate(lambda examples, m=model: vectors_for(m, examples)), "minutes": round(minutes, 1),
+        results[run] = {**evaluate(partial(vectors_for, model)), "minutes": round(minutes, 1),
                         "history": result["history"], "config": config.__dict__}
         console.print(f"{run}: NMI {results[run]['scores']['NMI']}  mAP@R {results[run]['scores']['mAP@R']}  ({minutes:.1f} min)")
         save()
@@ -163,7 +169,6 @@ def main() -> None:
     title = (f"Held-out real styles ({len(held)} images, {len({e.artist for e in held})} styles); "
              f"{args.steps} steps of {args.p}x{args.k} at {args.input_size} px")
     columns = ("ACC", "ARI", "NMI", "P@10", "mAP@R")
-    sources = sorted({source_of(e.artist) for e in held})
     extra = [f"{source} mAP@R" for source in sources] + ["drawings mAP@R"]
     table = Table(title=title, box=None)
     for column in ("model", *columns, *extra, "train min"):

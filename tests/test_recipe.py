@@ -31,6 +31,14 @@ def test_physical_svg_sizes_become_pixels_and_percentages_go():
     assert text.startswith('<svg width="793.70" height="96.00" x="3mm">')
     assert '<rect width="50%"/>' in text  # only the root element's size is rewritten
     assert build_corpus.in_pixels('<svg width="100%" viewBox="0 0 8 8">') == '<svg  viewBox="0 0 8 8">'
+    assert build_corpus.in_pixels("<svg stroke-width='2%' width='1in'>") == "<svg stroke-width='2%' width=\"96.00\">"
+
+
+def test_drawings_are_taken_spread_over_a_creators_files():
+    order = build_corpus.spread(list(range(300)))
+    assert sorted(order) == list(range(300))  # every file is a fallback for a failed render
+    first = order[:120]
+    assert max(first) > 250 and min(first) == 0  # a prefix samples the whole list, not its start
 
 
 def test_synthetic_artists_are_the_same_for_any_number_of_workers(tmp_path):

@@ -210,6 +210,10 @@ def test_configs_default_to_the_paper():
     assert (p.lr, p.batch_size, p.epochs, p.warmup_epochs, p.projection_dim) == (2.4, 2048, 100, 10, 128)
     with pytest.raises(StyleSearchError, match="unknown loss"):
         FinetuneConfig(loss="triplet+arc").terms()
+    with pytest.raises(StyleSearchError, match="zoom"):
+        FinetuneConfig(zoom=0.5).check()  # crops larger than the image would be mostly padding
+    with pytest.raises(StyleSearchError, match="epoch-steps"):
+        FinetuneConfig(epoch_steps=-1).check()
 
 
 # --- end to end ------------------------------------------------------------------------------

@@ -69,14 +69,15 @@ PX_PER_UNIT = {"mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0, "pt": 96 / 72, "pc"
 def _px(match: re.Match) -> str:
     """A root width/height in CSS pixels: resvg-py rejects physical units (old Inkscape's
     '210mm'); a percentage is dropped so the viewBox decides."""
-    name, value, unit = match.groups()
+    name, _, value, unit = match.groups()
     return "" if unit == "%" else f'{name}="{float(value) * PX_PER_UNIT[unit]:.2f}"'
 
 
 def in_pixels(text: str) -> str:
     """The SVG with its root width/height in CSS pixels (see _px)."""
     if root := re.search(r"<svg\b[^>]*>", text):
-        tag = re.sub(r'\b(width|height)="\s*([\d.]+)\s*(mm|cm|in|pt|pc|px|%)\s*"', _px, root.group(0))
+        # whole attributes only (not stroke-width), in either quote style
+        tag = re.sub(r'(?<=\s)(width|height)\s*=\s*(["\'])\s*([\d.]+)\s*(mm|cm|in|pt|pc|px|%)\s*\2', _px, root.group(0))
         text = text[: root.start()] + tag + text[root.end():]
     return text
 
@@ -240,9 +241,24 @@ def creator_slug(svg: bytes) -> str:
     return CREATOR_ALIASES.get(slug, slug)
 
 
+def spread(items: list) -> list:
+    """All items, ordered so that every prefix is spread evenly over the list (halving strides:
+    0, n/2, n/4, 3n/4, ...), so taking the first N that render samples the whole list."""
+    order: list[int] = []
+    seen: set[int] = set()
+    stride = len(items)
+    while stride >= 1 and len(order) < len(items):
+        for i in range(0, len(items), stride):
+            if i not in seen:
+                seen.add(i)
+                order.append(i)
+        stride //= 2
+    return [items[i] for i in order]
+
+
 def openclipart(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
     """Every creator with at least MIN_DRAWINGS renderable drawings, up to `subjects` of them
-    each (evenly spaced through the sorted files); drawings resvg cannot render are skipped."""
+    each, spread over their sorted files; a drawing resvg cannot render is replaced by another."""
     root, version, licence = debian(["openclipart-svg"], work)["openclipart-svg"]
     svgs = root / "usr" / "share" / "openclipart" / "svg"
     by_creator: dict[str, list[Path]] = {}
@@ -256,7 +272,9 @@ def openclipart(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
         folder = out / "openclipart" / slug
         folder.mkdir(parents=True, exist_ok=True)
         written = 0
-        for path in paths[:: max(1, len(paths) // subjects)][:subjects]:
+        for path in spread(paths):
+            if written == subjects:
+                break
             try:
                 img = centred(svg_image(path.read_bytes(), side), side)
             except (OSError, ValueError):

@@ -21,7 +21,7 @@ C=$WORK/corpus3
 time $PY models/recipe/synthetic_artists.py --out "$WORK/synthetic" --artists "$ARTISTS" --subjects 12 --workers 16 \
     --bases "$C/emoji/twemoji" "$C/emoji/openmoji" "$C/emoji/fluent-emoji-flat" "$C/icons/Tango" "$C/icons/Paper" "$C/icons/gnome" || exit 1
 common=(--real "$C/labels.csv" --synthetic "$WORK/synthetic/labels.csv" --held-out-styles models/recipe/held_out_styles.txt
-        --steps "$STEPS" --epoch-steps $(( STEPS > 8 ? STEPS / 8 : 1 )) --p 32 --k 8 --zoom "$ZOOM" --workers "$WORKERS" --device "$DEVICE")
+        --steps "$STEPS" --epoch-steps $(( (STEPS + 7) / 8 )) --p 32 --k 8 --zoom "$ZOOM" --workers "$WORKERS" --device "$DEVICE")
 for group in $GROUPS_; do  # out-folder:runs, one process each
     timeout "$BUDGET" $PY bench/bench_mix.py "${common[@]}" --out "$WORK/${group%%:*}" --runs "${group#*:}" \
         > "$WORK/${group%%:*}.log" 2>&1 &

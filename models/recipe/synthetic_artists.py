@@ -230,8 +230,11 @@ def generate(bases: list[Path], out: Path, artists: int, subjects: int, seed: in
     many); returns images written."""
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(bases, out, index, subjects, seed, side) for index in range(artists)]
-    with multiprocessing.Pool(workers) as pool:
-        drawn = pool.map(draw_subjects, jobs, chunksize=16)
+    if workers > 1:
+        with multiprocessing.Pool(workers) as pool:
+            drawn = pool.map(draw_subjects, jobs, chunksize=16)
+    else:
+        drawn = [draw_subjects(job) for job in jobs]
     rows = [row for _, artist_rows in drawn for row in artist_rows]
     with open(out / "labels.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([("path", "artist"), *rows])

@@ -73,6 +73,10 @@ class FinetuneConfig:
         self.terms()
         if self.balance not in ("artist", "source"):
             raise StyleSearchError(f"unknown balance {self.balance!r} (choose artist or source)")
+        if self.zoom < 1:
+            raise StyleSearchError(f"--zoom must be at least 1 (got {self.zoom})")
+        if self.epoch_steps < 0:
+            raise StyleSearchError(f"--epoch-steps must be 0 or more (got {self.epoch_steps})")
 
     def terms(self) -> set[str]:
         if self.loss not in LOSS_SPECS:
