@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--workers", type=int, default=1, help="image decoding processes per run")
     parser.add_argument("--runs", default=DEFAULT_RUNS)
+    parser.add_argument("--train-without", nargs="*", default=[], metavar="SOURCE",
+                        help="leave these real sources out of training (their held-out styles are still scored)")
     parser.add_argument("--compare", type=Path, nargs="*", default=[], help="also score these trained checkpoints")
     parser.add_argument("--steps", type=int, default=400, help="optimiser steps per run")
     parser.add_argument("--epoch-steps", type=int, default=0,
@@ -105,6 +107,7 @@ def main() -> None:
         real_train, held = split_by_artist(real, args.held_out, args.seed)
     synthetic = load_examples(args.synthetic)
     write_csv(args.out / "heldout.csv", held)
+    real_train = [e for e in real_train if source_of(e.artist) not in args.train_without]
     data = {"real": real_train, "synthetic": synthetic, "mixed": real_train + synthetic}
     console.print(f"held out: {len(held)} images of {len({e.artist for e in held})} real styles: "
                   + ", ".join(sorted({e.artist for e in held})))
