@@ -90,7 +90,7 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return self.info.config.embed_dim
+        return self.info.config.output_dim
 
     def preprocess(self, img: Image.Image) -> np.ndarray:
         """RGB image -> uint8 HxWx3 at the model's input size (shorter side, centre crop)."""
@@ -100,12 +100,14 @@ class Embedder:
         fitted = img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
         return np.asarray(fitted, dtype=np.uint8)
 
-    def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
-        """uint8 NxHxWx3 -> float32 N x dim. NHWC permuted to NCHW *is* channels_last."""
+    def embed_arrays(self, batch: np.ndarray, features: bool = False) -> np.ndarray:
+        """uint8 NxHxWx3 -> float32 N x dim (N x [mu, statistics] with `features`, for fitting
+        a fused map). NHWC permuted to NCHW *is* channels_last."""
         x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
         x = ((x - self.mean) / self.std).to(self.dtype).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return self.model.embed(x).float().cpu().numpy()
+            out = self.model.style_features(x) if features else self.model.embed(x)
+            return out.float().cpu().numpy()
 
     def embed_images(self, images: Iterable[Image.Image]) -> np.ndarray:
         arrays = [self.preprocess(img) for img in images]
@@ -120,14 +122,14 @@ class Embedder:
         return self.embed_images([load_image(path, self.size)])[0]
 
     def stream(
-        self, jobs: Iterable[T], load: Callable[[T], Image.Image | None] | None = None
+        self, jobs: Iterable[T], load: Callable[[T], Image.Image | None] | None = None, features: bool = False
     ) -> Iterator[tuple[T, np.ndarray | None, str | None]]:
         """Embed many jobs, decoding in worker threads while the model runs.
 
         `load(job)` returns an image, or None when the job needs no model call (e.g. a vector
         reused by content hash). Yields (job, vector or None, error or None): failures and
         model-free jobs as soon as they are known, embedded jobs batch by batch. A job that
-        fails yields its one-line error and the stream goes on.
+        fails yields its one-line error and the stream goes on. `features`: see embed_arrays.
         """
         load = load or (lambda job: load_image(job, self.size))
 
@@ -159,12 +161,12 @@ class Embedder:
                     continue
                 batch.append((job, array))
                 if len(batch) >= self.batch_size:
-                    yield from self._flush(batch)
+                    yield from self._flush(batch, features)
                     batch = []
-            yield from self._flush(batch)
+            yield from self._flush(batch, features)
 
-    def _flush(self, batch: list[tuple[T, np.ndarray]]) -> Iterator[tuple[T, np.ndarray, None]]:
+    def _flush(self, batch: list[tuple[T, np.ndarray]], features: bool) -> Iterator[tuple[T, np.ndarray, None]]:
         if batch:
-            vectors = self.embed_arrays(np.stack([a for _, a in batch]))
+            vectors = self.embed_arrays(np.stack([a for _, a in batch]), features)
             for (job, _), vec in zip(batch, vectors, strict=True):
                 yield job, vec, None

@@ -1,6 +1,9 @@
 """The paper's encoder (Park & Matsushita 2024, Fig. 2): ResNet18 trunk (torchvision layout), FC heads to mu and
 log-variance of a 256-d latent. The style embedding is mu; z's sampling noise only matters
 when training the VAE, which adds a decoder to this same module.
+
+Optionally (`fused_dim` > 0) the embedding is instead a fitted linear map of mu together with
+hand-made style statistics of the image (`statistics.py`); `stylesearch train fuse` fits it.
 """
 
 from __future__ import annotations
@@ -8,9 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .resnet import TRUNKS, ResNetTrunk
+from .statistics import StyleStatistics
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,12 @@ class EncoderConfig:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     extra: dict = field(default_factory=dict)
+    fused_dim: int = 0  # > 0: the embedding is a linear map of [mu, style statistics] to this size
+
+    @property
+    def output_dim(self) -> int:
+        """Size of the vectors the model returns (what the index stores)."""
+        return self.fused_dim or self.embed_dim
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,11 +62,24 @@ class StyleEncoder(nn.Module):
         self.norm = nn.BatchNorm1d(features) if config.pooling == "meanstd" else nn.Identity()
         self.fc_mu = nn.Linear(features, config.embed_dim)
         self.fc_logvar = nn.Linear(features, config.embed_dim)
+        self.statistics = StyleStatistics(config.mean, config.std)  # no weights: free unless used
+        if config.fused_dim:
+            self.fusion = nn.Linear(config.embed_dim + StyleStatistics.features, config.fused_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.norm(self.trunk(x))
         return self.fc_mu(h), self.fc_logvar(h)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The style embedding mu (the logvar head is skipped: inference never needs it)."""
-        return self.fc_mu(self.norm(self.trunk(x)))
+        """The style embedding: mu (the logvar head is skipped: inference never needs it), or
+        the fused map of mu and the style statistics when the model has one."""
+        if not self.config.fused_dim:
+            return self.fc_mu(self.norm(self.trunk(x)))
+        # in float32 even under bf16: the fitted map amplifies small differences in the statistics
+        weight, bias = self.fusion.weight.float(), self.fusion.bias.float()
+        return F.linear(self.style_features(x).float(), weight, bias).to(x.dtype)
+
+    def style_features(self, x: torch.Tensor) -> torch.Tensor:
+        """[mu, style statistics]: what the fused map is fitted on."""
+        mu = self.fc_mu(self.norm(self.trunk(x)))
+        return torch.cat([mu, self.statistics(x)], 1)

@@ -1,0 +1,171 @@
+"""Style statistics and the fused embedding (`stylesearch train fuse`)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image, ImageDraw
+
+from stylesearch.cli import cli
+from stylesearch.embed import Embedder
+from stylesearch.evaluate import retrieval_scores
+from stylesearch.model.checkpoint import load_encoder
+from stylesearch.model.statistics import BLOCKS, StyleStatistics
+from stylesearch.train.fusion import fit_map
+
+from samples import save
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+STATS = StyleStatistics(MEAN, STD)
+OFFSET = {name: sum(list(BLOCKS.values())[:i]) for i, name in enumerate(BLOCKS)}
+
+
+def tensor(*images: Image.Image) -> torch.Tensor:
+    x = torch.stack([torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1) for img in images])
+    return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+
+
+def block(stats: torch.Tensor, name: str) -> torch.Tensor:
+    return stats[:, OFFSET[name] : OFFSET[name] + BLOCKS[name]]
+
+
+def lines(width: int, vertical: bool = True, colour=(0, 0, 0)) -> Image.Image:
+    img = Image.new("RGB", (64, 64), "white")
+    draw = ImageDraw.Draw(img)
+    for pos in range(6, 60, 14):
+        draw.line([(pos, 4), (pos, 60)] if vertical else [(4, pos), (60, pos)], fill=colour, width=width)
+    return img
+
+
+def test_statistics_shape_dtype_and_batch_independence():
+    images = [lines(2), lines(6, vertical=False), Image.new("RGB", (64, 64), "white")]
+    together = STATS(tensor(*images))
+    assert together.shape == (3, StyleStatistics.features) == (3, 237)
+    assert torch.isfinite(together).all()  # a blank page too
+    alone = torch.cat([STATS(tensor(img)) for img in images])
+    assert torch.allclose(together, alone, atol=1e-6)
+    assert STATS(tensor(*images).bfloat16()).dtype == torch.bfloat16
+    # histograms are square-rooted distributions: unit length
+    for name in ("hsv", "lbp"):
+        assert torch.allclose(block(together, name).square().sum(1), torch.ones(3), atol=1e-5)
+
+
+def test_statistics_measure_line_width_orientation_and_colour():
+    thin, thick = STATS(tensor(lines(2), lines(7)))
+    widths = torch.arange(1, 7, dtype=torch.float32)
+    thin_w, thick_w = (block(s[None], "lines")[0, 2:].square() @ widths for s in (thin, thick))
+    assert thick_w > thin_w + 1  # stroke half-widths: thicker pens, deeper strokes
+    vertical, horizontal = STATS(tensor(lines(3), lines(3, vertical=False)))
+    # vertical strokes: gradients along x (bin 0); horizontal: along y (bin 4 of 8 over 0..pi)
+    assert block(vertical[None], "gradients")[0, :8].argmax() == 0
+    assert block(horizontal[None], "gradients")[0, :8].argmax() == 4
+    red, blue = STATS(tensor(lines(5, colour=(220, 0, 0)), lines(5, colour=(0, 0, 220))))
+    assert block(red[None], "hsv").argmax() != block(blue[None], "hsv").argmax()
+    assert block(red[None], "colour") > 0.5 > block(thin[None], "colour")
+
+
+def _labelled_features(rng, artists=6, per=10, embed_dim=4, stats_dim=12):
+    """Stats whose first artists - 1 dims carry the artist, plus noise; mu that is pure noise."""
+    labels = np.repeat(np.arange(artists), per)
+    centres = rng.normal(size=(artists, artists - 1)) * 3
+    stats = rng.normal(size=(len(labels), stats_dim))
+    stats[:, : artists - 1] += centres[labels]
+    mu = rng.normal(size=(len(labels), embed_dim)) * 5
+    return np.concatenate([mu, stats], 1).astype(np.float32), [f"a{i}" for i in labels], labels
+
+
+def test_fit_map_finds_the_discriminant_statistics_and_weighs_mu():
+    rng = np.random.default_rng(0)
+    features, artists, labels = _labelled_features(rng)
+    raw = retrieval_scores(features, labels)["mAP@R"]
+    for cnn_weight in (0.0, 0.5, 1.0):
+        weight, bias = fit_map(features, artists, embed_dim=4, cnn_weight=cnn_weight)
+        fused = features @ weight.T + bias
+        components = 5  # artists - 1
+        assert weight.shape == (components + (4 if cnn_weight else 0), features.shape[1])
+        assert np.allclose(fused.mean(0), 0, atol=1e-3)
+        stats_part, mu_part = fused[:, :components], fused[:, components:]
+        if cnn_weight:
+            share = mu_part.var(0).sum() / stats_part.var(0).sum()
+            assert share == pytest.approx(cnn_weight**2, rel=1e-3)
+        assert retrieval_scores(stats_part, labels)["mAP@R"] > max(0.9, raw + 0.2)
+
+
+def test_fit_map_needs_three_artists():
+    rng = np.random.default_rng(1)
+    features, artists, _ = _labelled_features(rng, artists=2)
+    with pytest.raises(Exception, match="at least 3 artists"):
+        fit_map(features, artists, embed_dim=4)
+
+
+@pytest.fixture
+def painters(tmp_path):
+    """4 'artists', each one pen width and colour, drawing 5 different line patterns."""
+    root = tmp_path / "painters"
+    pens = [(2, (0, 0, 0)), (7, (0, 0, 0)), (3, (200, 30, 30)), (5, (30, 30, 200))]
+    for artist, (width, colour) in enumerate(pens):
+        for i in range(5):
+            img = lines(width, vertical=i % 2 == 0, colour=colour).rotate(15 * i, fillcolor="white")
+            save(img, root / f"artist{artist}" / f"work{i}.png")
+    return root
+
+
+def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model):
+    out = tmp_path / "fused.pt"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model), "--out", str(out),
+                                 "--version", "7", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)["summary"]
+    assert summary["fusion_artists"] == 4 and summary["fusion_images"] == 20 and summary["fusion_dim"] == 3 + 16
+    model, info = load_encoder(out)
+    assert info.config.fused_dim == 19 and info.config.output_dim == 19 and info.version == "7"
+    embedder = Embedder(out, precision="fp32", workers=1)
+    assert embedder.dim == 19
+    paths = sorted(painters.rglob("*.png"))
+    vectors = np.stack([v for _, v, _ in embedder.stream(paths)])
+    labels = np.array([p.parent.name for p in paths])
+    # the fitted directions separate the artists; the random tiny network's mu does not
+    plain = np.stack([v for _, v, _ in Embedder(tiny_model, precision="fp32", workers=1).stream(paths)])
+    assert retrieval_scores(vectors[:, :3], labels)["mAP@R"] > 0.9 > retrieval_scores(plain, labels)["mAP@R"]
+    # the map is what the checkpoint says: [directions of the statistics, weighted mu]
+    features = np.stack([v for _, v, _ in embedder.stream(paths, features=True)])
+    assert np.allclose(vectors, features @ model.fusion.weight.detach().numpy().T + model.fusion.bias.detach().numpy(), atol=1e-3)
+    bf16 = np.stack([v for _, v, _ in Embedder(out, precision="bf16", workers=1).stream(paths)])
+    cosine = (bf16 * vectors).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(vectors, axis=1)
+    assert cosine.min() > 0.99
+    # search and eval run on it
+    assert runner.invoke(cli, ["--model", str(out), "index", str(painters)]).exit_code == 0
+    found = runner.invoke(cli, ["--model", str(out), "similar", str(paths[0]), "-k", "3", "--json"])
+    assert found.exit_code == 0, found.output
+    assert all(json.loads(line)["path"].startswith(str(paths[0].parent)) for line in found.output.splitlines())
+    # refitting a fused model replaces its map rather than stacking a second one
+    again = runner.invoke(cli, ["train", "fuse", str(painters), "--init", str(out), "--out", str(tmp_path / "re.pt"),
+                                "--cnn-weight", "0"])
+    assert again.exit_code == 0, again.output
+    assert f"Wrote {tmp_path / 're.pt'}" in again.output  # the plain (not --json) ending works
+    assert load_encoder(tmp_path / "re.pt")[1].config.fused_dim == 3
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--shrinkage", "lots"], "--shrinkage must be auto or a number"),
+    (["--shrinkage", "1.5"], "--shrinkage must be auto or a number"),
+    (["--cnn-weight", "-1"], "--cnn-weight must be 0 or more"),
+    (["--dim", "0"], "--dim must be at least 1"),
+])
+def test_cli_fuse_rejects_bad_options(painters, tmp_path, env, tiny_model, args, message):
+    result = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model),
+                                      "--out", str(tmp_path / "x.pt"), *args])
+    assert result.exit_code != 0 and message in result.output
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_cli_fuse_with_two_artists_is_a_one_line_error(tmp_path, env, tiny_model):
+    root = tmp_path / "two"
+    for artist in range(2):
+        for i in range(3):
+            save(lines(2 + 3 * artist, vertical=i % 2 == 0), root / f"a{artist}" / f"{i}.png")
+    result = CliRunner().invoke(cli, ["train", "fuse", str(root), "--init", str(tiny_model), "--out", str(tmp_path / "x.pt")])
+    assert result.exit_code != 0 and "at least 3 artists" in result.output
