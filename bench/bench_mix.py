@@ -149,7 +149,7 @@ def main() -> None:
             results[str(model)] = {**evaluate(partial(vectors_for, model)), "minutes": 0}
     save()
 
-    for run in args.runs.split(","):
+    for run in filter(None, args.runs.split(",")):  # --runs "": score --compare models only
         if run in results:
             continue
         recipe, source = run.split(":")

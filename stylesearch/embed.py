@@ -104,7 +104,7 @@ class Embedder:
         """uint8 NxHxWx3 -> float32 N x dim (N x [mu, statistics] with `features`, for fitting
         a fused map). NHWC permuted to NCHW *is* channels_last."""
         x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
-        x = ((x - self.mean) / self.std).to(self.dtype).contiguous(memory_format=torch.channels_last)
+        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)  # the model casts for its CNN
         with torch.inference_mode():
             out = self.model.style_features(x) if features else self.model.embed(x)
             return out.float().cpu().numpy()

@@ -27,10 +27,11 @@ from stylesearch.train.data import load_examples  # noqa: E402
 
 
 def top_k(vectors: np.ndarray, k: int = 10) -> np.ndarray:
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    sims = unit @ unit.T
-    np.fill_diagonal(sims, -np.inf)
-    return np.argsort(-sims, axis=1)[:, :k]
+    """Each row's k nearest other rows by Euclidean distance, as search ranks them."""
+    sq = (vectors.astype(np.float64) ** 2).sum(1)
+    dist = sq[:, None] + sq[None, :] - 2 * vectors.astype(np.float64) @ vectors.T.astype(np.float64)
+    np.fill_diagonal(dist, np.inf)
+    return np.argsort(dist, axis=1)[:, :k]
 
 
 def overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:

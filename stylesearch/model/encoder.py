@@ -72,14 +72,17 @@ class StyleEncoder(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The style embedding: mu (the logvar head is skipped: inference never needs it), or
-        the fused map of mu and the style statistics when the model has one."""
+        the fused map of mu and the style statistics when the model has one. `x` may be
+        float32 for a bf16 model: the CNN gets it in the model's dtype, the statistics and
+        the fitted map stay in float32 (bf16 would move pixels across their bins)."""
         if not self.config.fused_dim:
-            return self.fc_mu(self.norm(self.trunk(x)))
-        # in float32 even under bf16: the fitted map amplifies small differences in the statistics
+            return self._mu(x)
         weight, bias = self.fusion.weight.float(), self.fusion.bias.float()
-        return F.linear(self.style_features(x).float(), weight, bias).to(x.dtype)
+        return F.linear(self.style_features(x), weight, bias)
 
     def style_features(self, x: torch.Tensor) -> torch.Tensor:
-        """[mu, style statistics]: what the fused map is fitted on."""
-        mu = self.fc_mu(self.norm(self.trunk(x)))
-        return torch.cat([mu, self.statistics(x)], 1)
+        """[mu, style statistics] in float32: what the fused map is fitted on."""
+        return torch.cat([self._mu(x).float(), self.statistics(x).float()], 1)
+
+    def _mu(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_mu(self.norm(self.trunk(x.to(self.fc_mu.weight.dtype))))

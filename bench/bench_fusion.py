@@ -1,0 +1,161 @@
+"""Fused embeddings (`stylesearch train fuse`): which fitting data and CNN weight, measured.
+
+    .venv/bin/python bench/bench_fusion.py --real bench/out/corpus3/labels.csv \\
+        --synthetic bench/out/synthetic3000/labels.csv \\
+        --held-out-styles models/recipe/held_out_styles.txt --model models/stylesearch-default.pt \\
+        --out bench/out/fusion
+
+Features ([mu, style statistics], as `train fuse` computes them) are extracted once per image
+and cached in OUT/features.npz. Two measurements:
+
+1. Selection, without the held-out styles: grouped cross-validation over the *training*
+   styles of the sources the CNN never saw (`--cv-sources`, default chess and openclipart):
+   each fold's styles are scored with a map fitted on all other training styles, for every
+   number of synthetic artists added to the fitting data and every CNN weight.
+2. The held-out styles, scored once per variant (whole set, per source, and our own drawings
+   in tests/data/style_check), beside the CNN alone, the raw statistics and the colour
+   histogram.
+
+Results: OUT/results.json and OUT/table.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import numpy as np  # noqa: E402
+from bench_mix import DRAWINGS, held_out_split  # noqa: E402
+from rich.console import Console  # noqa: E402
+from sklearn.model_selection import GroupKFold  # noqa: E402
+
+from stylesearch.embed import Embedder  # noqa: E402
+from stylesearch.evaluate import colour_histogram, retrieval_scores, score  # noqa: E402
+from stylesearch.imaging import load_image  # noqa: E402
+from stylesearch.train.data import Example, load_examples, source_of  # noqa: E402
+from stylesearch.train.fusion import fit_map, style_features  # noqa: E402
+
+console = Console(highlight=False, width=160)
+
+
+def cached_features(model: Path, groups: dict[str, list[Example]], cache: Path) -> dict[str, np.ndarray]:
+    """[mu, statistics] per group of examples; every image must be readable (the corpus is ours)."""
+    if cache.exists():
+        stored = np.load(cache)
+        if all(name in stored and len(stored[name]) == len(examples) for name, examples in groups.items()):
+            return {name: stored[name] for name in groups}
+    embedder = Embedder(model, precision="fp32")
+    features = {}
+    for name, examples in groups.items():
+        values, kept, failed = style_features(embedder, examples)
+        if failed:
+            sys.exit(f"{len(failed)} unreadable images in {name}, e.g. {failed[0]}")
+        features[name] = values
+        console.print(f"features: {name}, {len(kept)} images")
+    np.savez(cache, **features)
+    return features
+
+
+def project(features: np.ndarray, fitted: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    weight, bias = fitted
+    return features @ weight.T + bias
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--real", type=Path, required=True, help="labels.csv of the real corpus")
+    parser.add_argument("--synthetic", type=Path, required=True, help="labels.csv of the synthetic artists")
+    parser.add_argument("--held-out-styles", type=Path, required=True, help="styles never fitted on, one per line")
+    parser.add_argument("--model", type=Path, required=True, help="the CNN whose mu is fused")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/out/fusion")
+    parser.add_argument("--cv-sources", default="chess,openclipart", help="sources the CNN never saw (selection folds)")
+    parser.add_argument("--synthetic-counts", default="0,300,1000,all", help="synthetic artists added when fitting")
+    parser.add_argument("--cnn-weights", default="0,0.5,1,2")
+    parser.add_argument("--folds", type=int, default=4)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    train, held = held_out_split(load_examples(args.real), args.held_out_styles)
+    synthetic = load_examples(args.synthetic)
+    drawings = [Example(str(path), path.name.split("-")[0]) for path in sorted(DRAWINGS.glob("*.png"))]
+    groups = {"train": train, "held": held, "synthetic": synthetic, "drawings": drawings}
+    features = cached_features(args.model, groups, args.out / "features.npz")
+    labels = {name: np.array([e.artist for e in examples]) for name, examples in groups.items()}
+    embed_dim = Embedder(args.model).info.config.embed_dim
+    synthetic_artists = sorted(set(labels["synthetic"]))
+    counts = [len(synthetic_artists) if c == "all" else int(c) for c in args.synthetic_counts.split(",")]
+    weights = [float(w) for w in args.cnn_weights.split(",")]
+
+    def fitting_data(mask: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Training styles under `mask` plus the first `count` synthetic artists (sorted ids)."""
+        chosen = np.isin(labels["synthetic"], synthetic_artists[:count])
+        return (np.concatenate([features["train"][mask], features["synthetic"][chosen]]),
+                np.concatenate([labels["train"][mask], labels["synthetic"][chosen]]))
+
+    # 1. selection by cross-validation on training styles the CNN never saw
+    cv_sources = set(args.cv_sources.split(","))
+    pool = np.array([source_of(a) in cv_sources for a in labels["train"]])
+    folds = list(GroupKFold(args.folds).split(np.zeros(pool.sum()), groups=labels["train"][pool]))
+    selection = []
+    for count in counts:
+        maps = {}
+        for fold, (_, test) in enumerate(folds):
+            test_styles = set(labels["train"][pool][test])
+            fit_mask = ~np.isin(labels["train"], list(test_styles))
+            maps[fold] = (fit_mask, fitting_data(fit_mask, count))
+        for weight in weights:
+            fold_scores = []
+            for fit_mask, (x, y) in maps.values():
+                fitted = fit_map(x, list(y), embed_dim, cnn_weight=weight)
+                test = ~fit_mask
+                vectors = project(features["train"][test], fitted)
+                _, y_test = np.unique(labels["train"][test], return_inverse=True)
+                fold_scores.append(100 * retrieval_scores(vectors, y_test)["mAP@R"])
+            selection.append({"synthetic artists": count, "cnn weight": weight, "cv mAP@R": round(float(np.mean(fold_scores)), 2)})
+            console.print(selection[-1])
+
+    # 2. the held-out styles, once per variant
+    sources = sorted({source_of(a) for a in labels["held"]})
+
+    def evaluate(embed) -> dict:
+        vectors = embed("held")
+        by_source = {}
+        for source in sources:
+            rows = np.array([source_of(a) == source for a in labels["held"]])
+            by_source[source] = score(vectors[rows], labels["held"][rows])
+        return {"scores": score(vectors, labels["held"]), "by_source": by_source,
+                "drawings": score(embed("drawings"), labels["drawings"])}
+
+    held_out = {
+        "colour histogram": evaluate(lambda g: np.stack([colour_histogram(load_image(e.path)) for e in groups[g]])),
+        "CNN alone (mu)": evaluate(lambda g: features[g][:, :embed_dim]),
+        "statistics alone, raw (no fitting)": evaluate(lambda g: features[g][:, embed_dim:]),
+    }
+    for count in (0, len(synthetic_artists)):
+        for weight in weights:
+            x, y = fitting_data(np.ones(len(train), bool), count)
+            fitted = fit_map(x, list(y), embed_dim, cnn_weight=weight)
+            name = f"fused, cnn weight {weight}, real + {count} synthetic"
+            held_out[name] = evaluate(lambda g, f=fitted: project(features[g], f))
+            console.print(f"{name}: mAP@R {held_out[name]['scores']['mAP@R']}")
+
+    (args.out / "results.json").write_text(json.dumps({"selection": selection, "held_out": held_out}, indent=2))
+    lines = ["| synthetic artists | cnn weight | cv mAP@R |", "|---|---|---|"]
+    lines += [f"| {row['synthetic artists']} | {row['cnn weight']} | {row['cv mAP@R']} |" for row in selection]
+    columns = ("ACC", "ARI", "NMI", "P@10", "mAP@R")
+    lines += ["", f"| embedding | {' | '.join(columns)} | {' | '.join(sources)} | drawings |", "|---" * (len(columns) + len(sources) + 2) + "|"]
+    for name, row in held_out.items():
+        cells = [str(row["scores"][c]) for c in columns] + [str(row["by_source"][s]["mAP@R"]) for s in sources]
+        lines.append(f"| {name} | {' | '.join(cells)} | {row['drawings']['mAP@R']} |")
+    (args.out / "table.md").write_text("\n".join(lines) + "\n")
+    console.print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
