@@ -16,7 +16,8 @@ and cached in OUT/features.npz. Two measurements:
    in tests/data/style_check), beside the CNN alone, the raw statistics and the colour
    histogram.
 
-Results: OUT/results.json and OUT/table.md.
+Results: OUT/results.json and OUT/table.md; OUT/fit.csv lists the training styles and every
+synthetic artist, the data `stylesearch train fuse` fits the bundled model's map on.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
-from bench_mix import DRAWINGS, held_out_split  # noqa: E402
+from bench_mix import DRAWINGS, held_out_split, write_csv  # noqa: E402
 from rich.console import Console  # noqa: E402
 from sklearn.model_selection import GroupKFold  # noqa: E402
 
@@ -83,6 +84,7 @@ def main() -> None:
 
     train, held = held_out_split(load_examples(args.real), args.held_out_styles)
     synthetic = load_examples(args.synthetic)
+    write_csv(args.out / "fit.csv", train + synthetic)
     drawings = [Example(str(path), path.name.split("-")[0]) for path in sorted(DRAWINGS.glob("*.png"))]
     groups = {"train": train, "held": held, "synthetic": synthetic, "drawings": drawings}
     features = cached_features(args.model, groups, args.out / "features.npz")

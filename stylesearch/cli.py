@@ -757,8 +757,8 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
     """Fine-tune on artist-labelled DATA: a folder of artist folders, a path,artist CSV, or
     a calibre library (covers labelled by first author). --loss picks the paper's Table 2
     variant (arc, triplet, vae, gmvae, arc+vae, triplet+vae) or supervised contrastive
-    (supcon, supcon+vae); the bundled model was trained with --loss supcon --pooling meanstd
-    --balance source (models/MODEL_CARD.md has the full recipe)."""
+    (supcon, supcon+vae). The bundled model's encoder was trained with --loss triplet+vae
+    --balance source, then fused with `train fuse` (models/MODEL_CARD.md has the recipe)."""
     from .train.data import load_examples
     from .train.finetune import finetune as run
 
