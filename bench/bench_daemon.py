@@ -57,9 +57,9 @@ def seed_library(folder: Path, n: int) -> None:
         with lib.catalog.transaction():
             for i in range(n):
                 lib.catalog.put(f"/synthetic/{i}.png".encode(), 1, 1, f"h{i}",
-                                vector=rng.normal(size=info.config.embed_dim).astype(np.float32), model_id=info.model_id)
+                                vector=rng.normal(size=info.config.output_dim).astype(np.float32), model_id=info.model_id)
             lib.catalog.bump_generation()
-        lib.save_ann(lib.ann(info.config.embed_dim))
+        lib.save_ann(lib.ann(info.config.output_dim))
 
 
 def main() -> None:

@@ -6,8 +6,11 @@
         --out bench/out/fusion
 
 Features ([mu, style statistics], as `train fuse` computes them) are extracted once per image
-and cached in OUT/features.npz. Two measurements:
+and cached in OUT/features.npz. Three measurements:
 
+0. Which statistics: grouped cross-validation over *all* training styles (the statistics are
+   not trained, so every training style is a fair fold) of the statistics alone, fitted with
+   every synthetic artist: all blocks, then each block left out (`--ablate`).
 1. Selection, without the held-out styles: grouped cross-validation over the *training*
    styles of the sources the CNN never saw (`--cv-sources`, default chess and openclipart):
    each fold's styles are scored with a map fitted on all other training styles, for every
@@ -39,6 +42,8 @@ from sklearn.model_selection import GroupKFold  # noqa: E402
 from stylesearch.embed import Embedder  # noqa: E402
 from stylesearch.evaluate import colour_histogram, retrieval_scores, score  # noqa: E402
 from stylesearch.imaging import load_image  # noqa: E402
+from stylesearch.model.checkpoint import read_info  # noqa: E402
+from stylesearch.model.statistics import BLOCKS, LAYOUT  # noqa: E402
 from stylesearch.train.data import Example, load_examples, source_of  # noqa: E402
 from stylesearch.train.fusion import fit_map, style_features  # noqa: E402
 
@@ -47,11 +52,14 @@ console = Console(highlight=False, width=160)
 
 def cached_features(model: Path, groups: dict[str, list[Example]], cache: Path) -> dict[str, np.ndarray]:
     """[mu, statistics] per group of examples; every image must be readable (the corpus is ours)."""
+    embedder = Embedder(model, precision="fp32")
+    made_by = f"{embedder.info.model_id} statistics layout {LAYOUT}"
     if cache.exists():
         stored = np.load(cache)
-        if all(name in stored and len(stored[name]) == len(examples) for name, examples in groups.items()):
+        if str(stored.get("made_by")) == made_by and all(
+            name in stored and len(stored[name]) == len(examples) for name, examples in groups.items()
+        ):
             return {name: stored[name] for name in groups}
-    embedder = Embedder(model, precision="fp32")
     features = {}
     for name, examples in groups.items():
         values, kept, failed = style_features(embedder, examples)
@@ -59,7 +67,7 @@ def cached_features(model: Path, groups: dict[str, list[Example]], cache: Path) 
             sys.exit(f"{len(failed)} unreadable images in {name}, e.g. {failed[0]}")
         features[name] = values
         console.print(f"features: {name}, {len(kept)} images")
-    np.savez(cache, **features)
+    np.savez(cache, made_by=made_by, **features)
     return features
 
 
@@ -79,6 +87,7 @@ def main() -> None:
     parser.add_argument("--synthetic-counts", default="0,300,1000,all", help="synthetic artists added when fitting")
     parser.add_argument("--cnn-weights", default="0,0.5,1,2")
     parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--ablate", action="store_true", help="also measure 0. (each statistics block left out)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -89,7 +98,7 @@ def main() -> None:
     groups = {"train": train, "held": held, "synthetic": synthetic, "drawings": drawings}
     features = cached_features(args.model, groups, args.out / "features.npz")
     labels = {name: np.array([e.artist for e in examples]) for name, examples in groups.items()}
-    embed_dim = Embedder(args.model).info.config.embed_dim
+    embed_dim = read_info(args.model).config.embed_dim
     synthetic_artists = sorted(set(labels["synthetic"]))
     counts = [len(synthetic_artists) if c == "all" else int(c) for c in args.synthetic_counts.split(",")]
     weights = [float(w) for w in args.cnn_weights.split(",")]
@@ -100,26 +109,40 @@ def main() -> None:
         return (np.concatenate([features["train"][mask], features["synthetic"][chosen]]),
                 np.concatenate([labels["train"][mask], labels["synthetic"][chosen]]))
 
+    def cross_validate(columns: np.ndarray, pool: np.ndarray, count: int, weight: float) -> float:
+        """Mean mAP@R over folds of the training styles under `pool`, each scored with a map
+        fitted on the feature `columns` of every other training style + `count` synthetic artists."""
+        fold_scores = []
+        for _, test in GroupKFold(args.folds).split(np.zeros(pool.sum()), groups=labels["train"][pool]):
+            fit_mask = ~np.isin(labels["train"], list(set(labels["train"][pool][test])))
+            x, y = fitting_data(fit_mask, count)
+            fitted = fit_map(x[:, columns], list(y), int((columns < embed_dim).sum()), cnn_weight=weight)
+            vectors = project(features["train"][~fit_mask][:, columns], fitted)
+            _, y_test = np.unique(labels["train"][~fit_mask], return_inverse=True)
+            fold_scores.append(100 * retrieval_scores(vectors, y_test)["mAP@R"])
+        return round(float(np.mean(fold_scores)), 2)
+
+    # 0. which statistics blocks (statistics only, so every training style can be a fold)
+    ablation = []
+    if args.ablate:
+        every = np.ones(len(train), bool)
+        starts = np.cumsum([embed_dim, *BLOCKS.values()])[:-1]
+        for left_out in (None, *BLOCKS):
+            columns = np.concatenate([np.arange(start, start + size) for (name, size), start
+                                      in zip(BLOCKS.items(), starts, strict=True) if name != left_out])
+            ablation.append({"left out": left_out or "(none)",
+                             "cv mAP@R": cross_validate(columns, every, len(synthetic_artists), 0.0)})
+            console.print(ablation[-1])
+
     # 1. selection by cross-validation on training styles the CNN never saw
     cv_sources = set(args.cv_sources.split(","))
     pool = np.array([source_of(a) in cv_sources for a in labels["train"]])
-    folds = list(GroupKFold(args.folds).split(np.zeros(pool.sum()), groups=labels["train"][pool]))
+    all_columns = np.arange(features["train"].shape[1])
     selection = []
     for count in counts:
-        maps = {}
-        for fold, (_, test) in enumerate(folds):
-            test_styles = set(labels["train"][pool][test])
-            fit_mask = ~np.isin(labels["train"], list(test_styles))
-            maps[fold] = (fit_mask, fitting_data(fit_mask, count))
         for weight in weights:
-            fold_scores = []
-            for fit_mask, (x, y) in maps.values():
-                fitted = fit_map(x, list(y), embed_dim, cnn_weight=weight)
-                test = ~fit_mask
-                vectors = project(features["train"][test], fitted)
-                _, y_test = np.unique(labels["train"][test], return_inverse=True)
-                fold_scores.append(100 * retrieval_scores(vectors, y_test)["mAP@R"])
-            selection.append({"synthetic artists": count, "cnn weight": weight, "cv mAP@R": round(float(np.mean(fold_scores)), 2)})
+            selection.append({"synthetic artists": count, "cnn weight": weight,
+                              "cv mAP@R": cross_validate(all_columns, pool, count, weight)})
             console.print(selection[-1])
 
     # 2. the held-out styles, once per variant
@@ -147,8 +170,11 @@ def main() -> None:
             held_out[name] = evaluate(lambda g, f=fitted: project(features[g], f))
             console.print(f"{name}: mAP@R {held_out[name]['scores']['mAP@R']}")
 
-    (args.out / "results.json").write_text(json.dumps({"selection": selection, "held_out": held_out}, indent=2))
-    lines = ["| synthetic artists | cnn weight | cv mAP@R |", "|---|---|---|"]
+    (args.out / "results.json").write_text(json.dumps({"ablation": ablation, "selection": selection, "held_out": held_out},
+                                                      indent=2))
+    lines = ["| statistics block left out | cv mAP@R |", "|---|---|"]
+    lines += [f"| {row['left out']} | {row['cv mAP@R']} |" for row in ablation]
+    lines += ["", "| synthetic artists | cnn weight | cv mAP@R |", "|---|---|---|"]
     lines += [f"| {row['synthetic artists']} | {row['cnn weight']} | {row['cv mAP@R']} |" for row in selection]
     columns = ("ACC", "ARI", "NMI", "P@10", "mAP@R")
     lines += ["", f"| embedding | {' | '.join(columns)} | {' | '.join(sources)} | drawings |", "|---" * (len(columns) + len(sources) + 2) + "|"]

@@ -7,6 +7,7 @@ Expected failures are one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import sys
@@ -390,7 +391,7 @@ def embed(state: _State, paths: tuple[str, ...], output: Path, batch_size: int) 
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output, "wb") as fh:
         np.savez(fh, paths=np.array(names), vectors=np.stack(vectors).astype(np.float32), model_id=embedder.info.model_id)
-    err.print(f"Wrote {len(vectors)} vectors ({embedder.dim}-d, model {embedder.info.model_id}) to {output}")
+    err.print(f"Wrote {len(vectors)} vectors ({embedder.dim}-d, model {embedder.info.model_id}) to {output}", markup=False)
 
 
 @cli.command()
@@ -723,7 +724,7 @@ def _finish_training(result: dict, path: Path, as_json: bool) -> None:
         err.print(f"skipped {len(result['skipped_images'])} unreadable image(s)")
     if result.get("short_artists"):
         err.print(f"{len(result['short_artists'])} artist(s) had fewer than K images (sampled with replacement)")
-    out.print(f"Wrote {path}")
+    out.print(f"Wrote {path}", markup=False)
 
 
 @train.command()
@@ -809,8 +810,10 @@ def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: f
         shrinkage = value
     if dim < 1:
         raise StyleSearchError(f"--dim must be at least 1 (got {dim})")
-    if cnn_weight < 0:
+    if not 0 <= cnn_weight < math.inf:
         raise StyleSearchError(f"--cnn-weight must be 0 or more (got {cnn_weight})")
+    if not out.parent.is_dir():
+        raise StyleSearchError(f"--out: folder not found: {out.parent}")
     result = run(load_examples(data), init, out, dim=dim, cnn_weight=cnn_weight, shrinkage=shrinkage,
                  device=state.settings.device, name=name, version=model_version)
     _finish_training(result, out, as_json)

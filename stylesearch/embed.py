@@ -1,4 +1,4 @@
-"""Embedder: images in, style vectors (mu) out, fast.
+"""Embedder: images in, style vectors (mu, or the fused embedding) out, fast.
 
 Speed comes from five things, measured in bench/bench_core.py: JPEG draft decoding at the
 model's scale, decoding in threads while the model runs (Pillow releases the GIL), passive
@@ -74,8 +74,9 @@ class Embedder:
         precision: str = "auto",
         batch_size: int = 32,
         workers: int | None = None,
+        cnn_only: bool = False,
     ) -> None:
-        model, self.info = load_encoder(model_path)
+        model, self.info = load_encoder(model_path, cnn_only=cnn_only)
         self.device = pick_device(device)
         self.dtype = pick_dtype(precision, self.device)
         self.batch_size = max(1, batch_size)
@@ -85,6 +86,8 @@ class Embedder:
 
         model.trunk = fuse(model.trunk)
         self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last)
+        if hasattr(self.model, "fusion"):
+            self.model.fusion.float()  # a fitted map rounded to bf16 moves rankings; it is tiny
         self.mean = torch.tensor(self.info.config.mean, device=self.device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(self.info.config.std, device=self.device).view(1, 3, 1, 1) * 255
 

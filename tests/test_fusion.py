@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 
 from stylesearch.cli import cli
 from stylesearch.embed import Embedder
+from stylesearch.errors import StyleSearchError
 from stylesearch.evaluate import retrieval_scores
 from stylesearch.model.checkpoint import load_encoder
 from stylesearch.model.statistics import BLOCKS, StyleStatistics
@@ -42,13 +43,13 @@ def lines(width: int, vertical: bool = True, colour=(0, 0, 0)) -> Image.Image:
 def test_statistics_shape_dtype_and_batch_independence():
     images = [lines(2), lines(6, vertical=False), Image.new("RGB", (64, 64), "white")]
     together = STATS(tensor(*images))
-    assert together.shape == (3, StyleStatistics.features) == (3, 237)
+    assert together.shape == (3, StyleStatistics.features) == (3, 312)
     assert torch.isfinite(together).all()  # a blank page too
     alone = torch.cat([STATS(tensor(img)) for img in images])
     assert torch.allclose(together, alone, atol=1e-6)
     assert STATS(tensor(*images).bfloat16()).dtype == torch.bfloat16
     # histograms are square-rooted distributions: unit length
-    for name in ("hsv", "lbp"):
+    for name in ("hsv", "lbp", "edges"):
         assert torch.allclose(block(together, name).square().sum(1), torch.ones(3), atol=1e-5)
 
 
@@ -64,6 +65,34 @@ def test_statistics_measure_line_width_orientation_and_colour():
     red, blue = STATS(tensor(lines(5, colour=(220, 0, 0)), lines(5, colour=(0, 0, 220))))
     assert block(red[None], "hsv").argmax() != block(blue[None], "hsv").argmax()
     assert block(red[None], "colour") > 0.5 > block(thin[None], "colour")
+    # outlines: the colour at the edges, whatever fills the shape
+    assert block(red[None], "edges").argmax() != block(blue[None], "edges").argmax()
+
+
+def test_relative_ink_finds_pencil_lines_that_the_black_threshold_misses():
+    def coloured(line_colour):
+        img = Image.new("RGB", (64, 64), "white")
+        ImageDraw.Draw(img).rectangle([4, 4, 60, 60], fill=(235, 215, 150))  # a light wash
+        for pos in range(8, 60, 12):
+            ImageDraw.Draw(img).line([(pos, 6), (pos, 58)], fill=line_colour, width=2)
+        return img
+
+    pencil, ink = STATS(tensor(coloured((120, 120, 120)), coloured((0, 0, 0))))
+    assert block(pencil[None], "lines")[0, 0] == 0  # no pixel below 80 of 255
+    assert block(pencil[None], "ink")[0, 0] > 0.1  # but the lines are 60 levels below the wash
+    assert float(block(ink[None], "ink")[0, 0]) == pytest.approx(float(block(ink[None], "lines")[0, 0]), abs=0.01)
+
+
+def test_coarse_block_is_the_fine_one_one_octave_up():
+    """Texture as fine as the pooling (a checkerboard of 2 px cells straddling the 2 x 2
+    pooling windows) shows at full resolution only: one octave up it averages to grey."""
+    rows, cols = np.indices((64, 64))
+    checker = Image.fromarray(((((rows + 1) // 2 + (cols + 1) // 2) % 2) * 255).astype(np.uint8)).convert("RGB")
+    stats = STATS(tensor(checker))
+    fine_strength = block(stats, "gradients")[0, 8:].square()
+    coarse_strength = block(stats, "coarse")[0, 8:18].square()
+    assert fine_strength[-3:].sum() > 0.9  # strong edges everywhere
+    assert coarse_strength[0] > 0.9  # averaged to flat grey one octave up
 
 
 def _labelled_features(rng, artists=6, per=10, embed_dim=4, stats_dim=12):
@@ -96,7 +125,10 @@ def test_fit_map_finds_the_discriminant_statistics_and_weighs_mu():
 def test_fit_map_needs_three_artists():
     rng = np.random.default_rng(1)
     features, artists, _ = _labelled_features(rng, artists=2)
-    with pytest.raises(Exception, match="at least 3 artists"):
+    with pytest.raises(StyleSearchError, match="at least 3 artists"):
+        fit_map(features, artists, embed_dim=4)
+    features, artists, _ = _labelled_features(rng, artists=5, per=1)  # a calibre library of one cover per author
+    with pytest.raises(StyleSearchError, match="several images"):
         fit_map(features, artists, embed_dim=4)
 
 
@@ -149,10 +181,28 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
     assert load_encoder(tmp_path / "re.pt")[1].config.fused_dim == 3
 
 
+def test_a_map_fitted_on_other_statistics_is_refused_with_a_way_out(painters, tmp_path, env, tiny_model):
+    """Models fused before the statistics changed must not be read with the new ones."""
+    out = tmp_path / "fused.pt"
+    assert CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model), "--out", str(out)]).exit_code == 0
+    blob = torch.load(out, weights_only=True)
+    blob["encoder"]["statistics_layout"] = torch.tensor(1)
+    torch.save(blob, out)
+    result = CliRunner().invoke(cli, ["--model", str(out), "embed", str(painters), "-o", str(tmp_path / "v.npz")])
+    assert result.exit_code != 0 and "another version of the style statistics" in result.output
+    assert "stylesearch train fuse" in result.output
+    # ... and refitting from it works: only its CNN is used
+    again = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(out), "--out", str(tmp_path / "new.pt")])
+    assert again.exit_code == 0, again.output
+    assert load_encoder(tmp_path / "new.pt")[1].config.fused_dim == 19
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--shrinkage", "lots"], "--shrinkage must be auto or a number"),
     (["--shrinkage", "1.5"], "--shrinkage must be auto or a number"),
     (["--cnn-weight", "-1"], "--cnn-weight must be 0 or more"),
+    (["--cnn-weight", "inf"], "--cnn-weight must be 0 or more"),
+    (["--out", "/nonexistent-folder/x.pt"], "--out: folder not found"),
     (["--dim", "0"], "--dim must be at least 1"),
 ])
 def test_cli_fuse_rejects_bad_options(painters, tmp_path, env, tiny_model, args, message):

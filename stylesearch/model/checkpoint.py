@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -17,6 +17,7 @@ import torch
 from ..errors import StyleSearchError
 from .encoder import EncoderConfig, StyleEncoder
 from .locate import resolve_model_path
+from .statistics import LAYOUT
 
 FORMAT = "stylesearch-checkpoint/1"
 
@@ -95,19 +96,27 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return blob
 
 
-def load_encoder(path: str | os.PathLike | None = None) -> tuple[StyleEncoder, ModelInfo]:
-    """Load an encoder in eval mode (fp32; the embedder picks the run-time precision)."""
+def load_encoder(path: str | os.PathLike | None = None, *, cnn_only: bool = False) -> tuple[StyleEncoder, ModelInfo]:
+    """Load an encoder in eval mode (fp32; the embedder picks the run-time precision).
+    `cnn_only` drops a fused map (to fit a new one)."""
     path = resolve_model_path(path)
     blob = read_checkpoint(path)
     meta = blob["meta"]
     config = EncoderConfig.from_dict(meta["config"])
+    state = blob["encoder"]
+    if cnn_only and config.fused_dim:
+        config = replace(config, fused_dim=0)
+        state = {k: v for k, v in state.items() if not k.startswith("fusion.") and k != "statistics_layout"}
+    if config.fused_dim and int(state.get("statistics_layout", 1)) != LAYOUT:
+        raise StyleSearchError(f"cannot load model {path}: its fused map was fitted on another version of the style "
+                               f"statistics; refit it with `stylesearch train fuse DATA --init {path} --out NEW.pt`")
     model = StyleEncoder(config)
     try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["encoder"].items()})
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as exc:
         raise StyleSearchError(f"cannot load model {path}: weights do not match {config.arch}") from exc
     model.eval()
-    return model, _info(path, meta)
+    return model, replace(_info(path, meta), config=config)
 
 
 def read_info(path: str | os.PathLike | None = None) -> ModelInfo:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .resnet import TRUNKS, ResNetTrunk
-from .statistics import StyleStatistics
+from .statistics import LAYOUT, StyleStatistics
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class EncoderConfig:
 
 
 class StyleEncoder(nn.Module):
-    """x -> (mu, logvar). Inference uses `embed`, which returns mu only."""
+    """x -> (mu, logvar). Inference uses `embed`: mu, or the fused map of mu and the style
+    statistics when the model has one."""
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
         super().__init__()
@@ -65,6 +66,9 @@ class StyleEncoder(nn.Module):
         self.statistics = StyleStatistics(config.mean, config.std)  # no weights: free unless used
         if config.fused_dim:
             self.fusion = nn.Linear(config.embed_dim + StyleStatistics.features, config.fused_dim)
+            # saved and hashed with the weights: a map fitted on other statistics is refused
+            # on load, and a new layout gives a new model id
+            self.register_buffer("statistics_layout", torch.tensor(LAYOUT))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.norm(self.trunk(x))
@@ -74,7 +78,8 @@ class StyleEncoder(nn.Module):
         """The style embedding: mu (the logvar head is skipped: inference never needs it), or
         the fused map of mu and the style statistics when the model has one. `x` may be
         float32 for a bf16 model: the CNN gets it in the model's dtype, the statistics and
-        the fitted map stay in float32 (bf16 would move pixels across their bins)."""
+        the fitted map run in float32 (bf16 would move pixels across their bins; the
+        Embedder keeps the map's weights in float32)."""
         if not self.config.fused_dim:
             return self._mu(x)
         weight, bias = self.fusion.weight.float(), self.fusion.bias.float()

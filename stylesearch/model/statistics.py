@@ -14,6 +14,12 @@ Euclidean distance on them behaves. The blocks, in output order:
   palette    colours covering 50/80/95 %, saturation/value mean and std,
              concentration of the 8 main colours                                 8
   colour     colourfulness (Hasler & Suesstrunk)                                 1
+  edges      6 hue x 2 saturation x 2 value histogram of edge pixels (the
+             colour of outlines and shading boundaries)                         24
+  tones      8-bin saturation and 8-bin value histograms                        16
+  ink        share and 6 stroke widths of pixels 60 levels darker than the
+             drawing's median grey (pencil and coloured lines, not only black)   7
+  coarse     gradients and lbp again at half resolution (texture one octave up) 28
 """
 
 from __future__ import annotations
@@ -24,7 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BLOCKS = {"hsv": 192, "gradients": 18, "lbp": 10, "lines": 8, "palette": 8, "colour": 1}
+# Bump when any statistic changes: a fused map is only valid for the layout it was fitted on
+# (1: the 237 statistics of models 2 and 3 of 2026-11-27; 2: these 312).
+LAYOUT = 2
+BLOCKS = {"hsv": 192, "gradients": 18, "lbp": 10, "lines": 8, "palette": 8, "colour": 1, "edges": 24, "tones": 16,
+          "ink": 7, "coarse": 28}
 _PAPER = 245 / 255  # brighter than this in every channel = background
 _LBP_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
 
@@ -56,6 +66,42 @@ def _hsv(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return hue, saturation, top
 
 
+def _foreground(rgb: torch.Tensor) -> torch.Tensor:
+    """1 where something is drawn (not paper-white); the whole image when (almost) nothing is."""
+    fg = (rgb.min(1).values < _PAPER).float()
+    fg[fg.sum((1, 2)) < 20] = 1.0
+    return fg
+
+
+def _grey(rgb: torch.Tensor) -> torch.Tensor:
+    """Luma on a 0-255 scale (ITU-R 601, as Pillow's "L")."""
+    return (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]) * 255
+
+
+def _gradient(grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sobel derivatives (N x 2 x H x W) and their magnitude."""
+    grad = F.conv2d(F.pad(grey[:, None], (1, 1, 1, 1), mode="replicate"), _sobel(grey.device))
+    return grad, grad.square().sum(1).sqrt()
+
+
+def _stroke_widths(ink: torch.Tensor) -> torch.Tensor:
+    """Histogram of stroke half-widths (1..6 px, chessboard distance) on the ridges of `ink`."""
+    eroded = ink > 0
+    depth = eroded.to(torch.uint8)
+    for _ in range(6):  # 3 x 3 erosion, separable; outside the image counts as ink
+        eroded = _neighbourhood(eroded, torch.logical_and, True)
+        depth += eroded
+    ridge = (ink > 0) & (_neighbourhood(depth, torch.maximum, 0) == depth)
+    return _histogram((depth.float() - 1).clamp(0, 5), ridge.float(), 6)
+
+
+def _neighbourhood(values: torch.Tensor, combine, outside) -> torch.Tensor:
+    """`combine` over each pixel's 3 x 3 neighbourhood (N x H x W), `outside` beyond the edges."""
+    padded = F.pad(values[:, None].to(torch.uint8), (1, 1, 1, 1), value=int(outside))[:, 0].to(values.dtype)
+    rows = combine(combine(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
+    return combine(combine(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
+
+
 def _sobel(device: torch.device) -> torch.Tensor:
     """x- and y-derivative kernels, 2 x 1 x 3 x 3."""
     kernel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=device)
@@ -67,7 +113,7 @@ def _bins(values: torch.Tensor, count: int) -> torch.Tensor:
 
 
 class StyleStatistics(nn.Module):
-    """Normalised image batch (N x 3 x H x W, as the encoder gets it) -> N x 237 statistics.
+    """Normalised image batch (N x 3 x H x W, as the encoder gets it) -> N x 312 statistics.
 
     Always computed in float32 (bins and thresholds must not move under bf16); returned in
     the input's dtype. Not differentiable and not trained: a fitted linear head weighs them.
@@ -87,13 +133,14 @@ class StyleStatistics(nn.Module):
             return torch.tensor(values, device=x.device).view(1, 3, 1, 1)
 
         rgb = (x.float().contiguous() * column(self.std) + column(self.mean)).clamp(0, 1)
-        fg = (rgb.min(1).values < _PAPER).float()
-        blank = fg.sum((1, 2)) < 20  # (almost) nothing drawn: use the whole image
-        fg[blank] = 1.0
-        grey = (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]) * 255
-        grad = F.conv2d(F.pad(grey[:, None], (1, 1, 1, 1), mode="replicate"), _sobel(x.device))
-        magnitude = grad.square().sum(1).sqrt()
+        fg = _foreground(rgb)
+        grey = _grey(rgb)
+        grad, magnitude = _gradient(grey)
         hue, saturation, value = _hsv(rgb)
+        half = F.avg_pool2d(rgb, 2)
+        half_fg = F.max_pool2d(fg[:, None], 2)[:, 0]
+        half_grey = _grey(half)
+        half_grad, half_magnitude = _gradient(half_grey)
         blocks = [
             self._colour_histogram(hue, saturation, value, fg),
             self._gradients(grad, magnitude, fg),
@@ -101,6 +148,11 @@ class StyleStatistics(nn.Module):
             self._lines(grey, magnitude, fg),
             self._palette(rgb, saturation, value, fg),
             self._colourfulness(rgb, fg),
+            self._edge_colours(hue, saturation, value, magnitude, fg),
+            self._tones(saturation, value, fg),
+            self._relative_ink(grey, fg),
+            self._gradients(half_grad, half_magnitude, half_fg),
+            self._lbp(half_grey, half_fg),
         ]
         return torch.cat(blocks, 1).to(x.dtype)
 
@@ -128,17 +180,29 @@ class StyleStatistics(nn.Module):
 
     @staticmethod
     def _lines(grey, magnitude, fg) -> torch.Tensor:
-        """Ink share, edge share and stroke widths (chessboard distance inside dark strokes)."""
+        """Ink share, edge share and stroke widths of dark (< 80 of 255) strokes."""
         count = fg.sum((1, 2))
         dark = (grey < 80).float()
-        depth, eroded = dark.clone(), dark[:, None]
-        for _ in range(6):
-            eroded = -F.max_pool2d(-eroded, 3, stride=1, padding=1)
-            depth += eroded[:, 0]
-        ridge = (dark > 0) & (F.max_pool2d(depth[:, None], 3, stride=1, padding=1)[:, 0] == depth)
-        widths = _histogram((depth - 1).clamp(0, 5), ridge.float(), 6)
         shares = torch.stack([(dark * fg).sum((1, 2)) / count, ((magnitude > 100).float() * fg).sum((1, 2)) / count], 1)
-        return torch.cat([shares, widths.sqrt()], 1)
+        return torch.cat([shares, _stroke_widths(dark).sqrt()], 1)
+
+    @staticmethod
+    def _relative_ink(grey, fg) -> torch.Tensor:
+        """The same for strokes 60 levels darker than the drawing's median: pencil, sepia or
+        coloured lines that a fixed black threshold misses."""
+        median = grey.masked_fill(fg == 0, float("nan")).flatten(1).nanmedian(1).values
+        ink = (grey < median[:, None, None] - 60).float()
+        share = (ink * fg).sum((1, 2)) / fg.sum((1, 2))
+        return torch.cat([share[:, None], _stroke_widths(ink).sqrt()], 1)
+
+    @staticmethod
+    def _edge_colours(hue, saturation, value, magnitude, fg) -> torch.Tensor:
+        codes = (_bins(hue, 6) * 2 + _bins(saturation, 2)) * 2 + _bins(value, 2)
+        return _histogram(codes, (magnitude > 100).float() * fg + 1e-4, 24).sqrt()
+
+    @staticmethod
+    def _tones(saturation, value, fg) -> torch.Tensor:
+        return torch.cat([_histogram(_bins(saturation, 8), fg, 8).sqrt(), _histogram(_bins(value, 8), fg, 8).sqrt()], 1)
 
     @staticmethod
     def _palette(rgb, saturation, value, fg) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Style morph (paper 4.4.4, Table 6): works whose style moves step by step from A to B.
 
-Each indexed work links to its k nearest neighbours (Euclidean on mu); the morph is the
+Each indexed work links to its k nearest neighbours (Euclidean on the style vectors); the morph is the
 shortest path from A to B in that graph (scipy's Dijkstra). A and B may be outside the
 library: they join the graph as temporary nodes linked to their k nearest works. The graph
 is cached in the library folder and rebuilt only when the catalog generation or model

@@ -1,4 +1,4 @@
-"""`similar`: the works whose style vector (mu) is nearest to a query's, by Euclidean distance.
+"""`similar`: the works whose style vector is nearest to a query's, by Euclidean distance.
 
 A query that is already indexed and unchanged is answered from its stored vector, so the
 common case never imports torch; any other file is embedded with the library's model.

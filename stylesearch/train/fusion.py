@@ -29,7 +29,8 @@ from .data import Example
 
 
 def style_features(embedder: Embedder, examples: list[Example]) -> tuple[np.ndarray, list[Example], list[str]]:
-    """[mu, statistics] of every readable example, exactly as search sees the image."""
+    """[mu, statistics] of every readable example, loaded and cropped as search does (in
+    float32: the map is fitted at full precision)."""
     kept, rows, failed = [], [], []
     for example, vector, error in embedder.stream(examples, lambda e: load_image(e.path, embedder.size), features=True):
         if error:
@@ -49,9 +50,15 @@ def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: in
     classes = len(set(artists))
     if classes < 3:
         raise StyleSearchError(f"fitting a fused map needs at least 3 artists (got {classes})")
+    if len(artists) <= classes:
+        raise StyleSearchError(f"fitting a fused map needs artists with several images ({len(artists)} images, {classes} artists)")
     mu, stats = features[:, :embed_dim].astype(np.float64), features[:, embed_dim:].astype(np.float64)
     components = min(dim, classes - 1, stats.shape[1])
-    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=shrinkage, n_components=components).fit(stats, artists)
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=shrinkage, n_components=components)
+    try:
+        lda.fit(stats, artists)
+    except (ValueError, np.linalg.LinAlgError) as exc:  # e.g. a singular covariance with shrinkage 0
+        raise StyleSearchError(f"cannot fit the fused map: {exc} (try --shrinkage auto)") from None
     scalings = lda.scalings_[:, :components]
     spread = np.sqrt(((stats - stats.mean(0)) @ scalings).var(0).sum())
     gain = cnn_weight * spread / max(np.sqrt(mu.var(0).sum()), 1e-12)
@@ -77,7 +84,7 @@ def fuse(
     """Write `out`: `init`'s encoder with a fused map fitted on `examples` (its own map, if
     it has one, is replaced)."""
     started = time.monotonic()
-    embedder = Embedder(init, device=device, precision="fp32")
+    embedder = Embedder(init, device=device, precision="fp32", cnn_only=True)
     features, kept, failed = style_features(embedder, examples)
     if not kept:
         raise StyleSearchError("no readable images to fit the fused map on")
@@ -85,8 +92,9 @@ def fuse(
                            cnn_weight=cnn_weight, shrinkage=shrinkage)
     base = read_checkpoint(init)
     model = StyleEncoder(replace(embedder.info.config, fused_dim=len(weight)))
-    state = {k: v.float() for k, v in base["encoder"].items() if not k.startswith("fusion.")}
-    model.load_state_dict(state | {"fusion.weight": torch.from_numpy(weight), "fusion.bias": torch.from_numpy(bias)})
+    state = {k: v.float() for k, v in base["encoder"].items() if not k.startswith("fusion.") and k != "statistics_layout"}
+    model.load_state_dict(state | {"fusion.weight": torch.from_numpy(weight), "fusion.bias": torch.from_numpy(bias),
+                                   "statistics_layout": model.statistics_layout})
     summary = {
         "fused_from": embedder.info.model_id,
         "fusion_images": len(kept),
