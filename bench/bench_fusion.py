@@ -15,9 +15,10 @@ and cached in OUT/features.npz. Three measurements:
    styles of the sources the CNN never saw (`--cv-sources`, default chess and openclipart):
    each fold's styles are scored with a map fitted on all other training styles, for every
    number of synthetic artists added to the fitting data and every CNN weight.
-2. The held-out styles, scored once per variant (whole set, per source, and our own drawings
-   in tests/data/style_check), beside the CNN alone, the raw statistics and the colour
-   histogram.
+2. The held-out styles, scored once per variant (maps fitted on the real training styles,
+   on them + every synthetic artist, or on the synthetic artists only; whole set, per
+   source, and our own drawings in tests/data/style_check), beside the CNN alone, the raw
+   statistics and the colour histogram.
 
 Results: OUT/results.json and OUT/table.md; OUT/fit.csv lists the training styles and every
 synthetic artist, the data `stylesearch train fuse` fits the bundled model's map on.
@@ -162,11 +163,14 @@ def main() -> None:
         "CNN alone (mu)": evaluate(lambda g: features[g][:, :embed_dim]),
         "statistics alone, raw (no fitting)": evaluate(lambda g: features[g][:, embed_dim:]),
     }
-    for count in (0, len(synthetic_artists)):
+    every, no_real = np.ones(len(train), bool), np.zeros(len(train), bool)
+    fits = {"real only": (every, 0), f"real + {len(synthetic_artists)} synthetic": (every, len(synthetic_artists)),
+            f"{len(synthetic_artists)} synthetic only": (no_real, len(synthetic_artists))}
+    for data, (real_rows, count) in fits.items():
         for weight in weights:
-            x, y = fitting_data(np.ones(len(train), bool), count)
+            x, y = fitting_data(real_rows, count)
             fitted = fit_map(x, list(y), embed_dim, cnn_weight=weight)
-            name = f"fused, cnn weight {weight}, real + {count} synthetic"
+            name = f"fused, cnn weight {weight}, {data}"
             held_out[name] = evaluate(lambda g, f=fitted: project(features[g], f))
             console.print(f"{name}: mAP@R {held_out[name]['scores']['mAP@R']}")
 
