@@ -59,3 +59,12 @@ def test_synthetic_artists_are_the_same_for_any_number_of_workers(tmp_path):
     subject = max({f.name for f in files}, key=lambda name: sum(f.name == name for f in files))
     drawn = [np.asarray(Image.open(one / f)) for f in files if f.name == subject]
     assert len(drawn) >= 2 and not np.array_equal(drawn[0], drawn[1])
+
+
+def test_one_font_label_per_family_regular_face_only():
+    assert build_corpus.font_label("Nimbus Roman", "Regular") == "nimbus-roman"
+    assert build_corpus.font_label("DejaVu Sans Mono", "Book") == "dejavu-sans-mono"  # a design of its own
+    for family, style in [("Nimbus Roman", "Bold"), ("Nimbus Roman", "Italic"), ("Nimbus Sans Narrow", "Regular"),
+                          ("GentiumAlt", "Regular"), ("Roboto Condensed", "Regular"), ("Standard Symbols PS", "Regular"),
+                          ("Linux Libertine Display O", "Regular")]:
+        assert build_corpus.font_label(family, style) is None, (family, style)

@@ -17,6 +17,8 @@ Sources:
 - chess: the piece sets of Debian's pychess (the same 12 pieces per set).
 - openclipart: Debian's openclipart-svg, labelled by each drawing's creator (dc:creator in
   the SVG): different subjects per artist, the closest to the paper's Danbooru setting.
+- fonts: typefaces from Debian font packages, the same short texts set in each family's
+  regular face: line quality alone (stroke contrast, serifs, terminals, handwriting).
 Reserved for independent evaluation and never used: playing-card decks and DiceBear avatars.
 """
 
@@ -34,7 +36,7 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 EMOJI_SETS = ("noto", "noto-v1", "twemoji", "openmoji", "fluent-emoji", "fluent-emoji-flat", "fluent-emoji-high-contrast",
               "emojione", "emojione-v1", "emojione-monotone", "fxemoji", "streamline-emojis")
@@ -291,7 +293,53 @@ def openclipart(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
     return manifest
 
 
-SOURCES = {"emoji": emoji, "icons": icons, "chess": chess, "openclipart": openclipart}
+# --- typefaces (Debian font packages) -------------------------------------------------------
+
+# One package per design: metric clones of the same faces (TeX Gyre, Liberation, FreeFont
+# next to the URW fonts they copy) are left out, as near-identical variants of one style.
+FONT_PACKAGES = (
+    "fonts-urw-base35", "fonts-dejavu-core", "fonts-comic-neue", "fonts-linuxlibertine", "fonts-ebgaramond",
+    "fonts-cantarell", "fonts-humor-sans", "fonts-breip", "fonts-lobster", "fonts-sil-gentium", "fonts-sil-andika",
+    "fonts-junicode", "fonts-fantasque-sans", "fonts-hack", "fonts-inconsolata", "fonts-open-sans", "fonts-lato",
+    "fonts-cabin", "fonts-crosextra-caladea", "fonts-crosextra-carlito", "fonts-roboto-unhinted", "fonts-dancingscript",
+    "fonts-oldstandard", "fonts-league-spartan",
+)
+FONT_TEXTS = ("Aa", "Style", "quick", "fox", "Rg&", "42", "Wave", "ink?", "Qj", "Mum", "xyz", "Bob")
+REGULAR = {"regular", "book", "roman", "normal"}
+NOT_TEXT = re.compile(r"symbol|dingbat|d050000l|math|keyboard", re.I)  # fonts without letters (or keycaps)
+VARIANT = re.compile(r"alt$|display|narrow|condensed", re.I)  # one family's variants: one label, the regular one
+
+
+def font_label(family: str, style: str) -> str | None:
+    """The style label of a font file, or None for a face that is not a family's regular
+    text face (bold, italic, variants, symbol fonts)."""
+    if style.lower() not in REGULAR or NOT_TEXT.search(family) or VARIANT.search(family):
+        return None
+    return re.sub(r"[^a-z0-9]+", "-", family.lower()).strip("-")
+
+
+def fonts(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
+    """Each family's regular face sets the same texts (black on white, cropped and centred
+    like every other source); one style per family. `subjects` caps the texts (12)."""
+    manifest = []
+    for package, (root, version, licence) in debian(FONT_PACKAGES, work).items():
+        for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".ttf", ".otf")):
+            face = ImageFont.truetype(str(path), 96)
+            slug = font_label(*face.getname())
+            target = out / "fonts" / (slug or "")
+            if slug is None or target.exists():
+                continue
+            target.mkdir(parents=True)
+            for text in FONT_TEXTS[:subjects]:
+                canvas = Image.new("RGB", (96 * (len(text) + 2), 240), "white")
+                ImageDraw.Draw(canvas).text((48, 40), text, font=face, fill="black")
+                centred(canvas, side).save(target / f"{re.sub(r'[^A-Za-z0-9]', '_', text)}.png")
+            manifest.append({"source": "fonts", "style": slug, "package": f"debian {package}", "version": version,
+                             "licence": licence, "images": min(subjects, len(FONT_TEXTS))})
+    return manifest
+
+
+SOURCES = {"emoji": emoji, "icons": icons, "chess": chess, "openclipart": openclipart, "fonts": fonts}
 
 
 def main() -> None:
