@@ -219,3 +219,15 @@ def test_cli_fuse_with_two_artists_is_a_one_line_error(tmp_path, env, tiny_model
             save(lines(2 + 3 * artist, vertical=i % 2 == 0), root / f"a{artist}" / f"{i}.png")
     result = CliRunner().invoke(cli, ["train", "fuse", str(root), "--init", str(tiny_model), "--out", str(tmp_path / "x.pt")])
     assert result.exit_code != 0 and "at least 3 artists" in result.output
+
+
+def test_cli_fuse_skips_unreadable_images_and_refuses_a_non_model_init(painters, tmp_path, env, tiny_model):
+    (painters / "artist0" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    result = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model), "--out", str(tmp_path / "f.pt")])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 unreadable image(s)" in result.output and load_encoder(tmp_path / "f.pt")[1].data["fusion_images"] == 20
+    not_a_model = tmp_path / "notes.pt"
+    not_a_model.write_text("hello")
+    refused = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(not_a_model), "--out", str(tmp_path / "g.pt")])
+    assert refused.exit_code != 0 and "not a stylesearch checkpoint" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1 and not (tmp_path / "g.pt").exists()
