@@ -23,7 +23,7 @@ import torch
 from ..embed import Embedder
 from ..errors import StyleSearchError
 from ..imaging import load_image
-from ..model.checkpoint import read_checkpoint, save_encoder
+from ..model.checkpoint import load_encoder, save_encoder
 from ..model.encoder import StyleEncoder
 from .data import Example
 
@@ -90,11 +90,10 @@ def fuse(
         raise StyleSearchError("no readable images to fit the fused map on")
     weight, bias = fit_map(features, [e.artist for e in kept], embedder.info.config.embed_dim, dim=dim,
                            cnn_weight=cnn_weight, shrinkage=shrinkage)
-    base = read_checkpoint(init)
-    model = StyleEncoder(replace(embedder.info.config, fused_dim=len(weight)))
-    state = {k: v.float() for k, v in base["encoder"].items() if not k.startswith("fusion.") and k != "statistics_layout"}
-    model.load_state_dict(state | {"fusion.weight": torch.from_numpy(weight), "fusion.bias": torch.from_numpy(bias),
-                                   "statistics_layout": model.statistics_layout})
+    cnn, info = load_encoder(init, cnn_only=True)  # unfolded weights: the Embedder's are folded for inference
+    model = StyleEncoder(replace(info.config, fused_dim=len(weight)))
+    model.load_state_dict(cnn.state_dict() | {"fusion.weight": torch.from_numpy(weight), "fusion.bias": torch.from_numpy(bias),
+                                              "statistics_layout": model.statistics_layout})
     summary = {
         "fused_from": embedder.info.model_id,
         "fusion_images": len(kept),
@@ -104,6 +103,6 @@ def fuse(
         "shrinkage": shrinkage,
     }
     save_encoder(out, model, name=name, version=version, trained=True, half=False,
-                 data=base["meta"].get("data", {}) | summary)
+                 data=info.data | summary)
     summary["seconds"] = round(time.monotonic() - started, 1)
     return {"summary": summary, "history": [summary], "skipped_images": failed}
