@@ -21,12 +21,17 @@ def clustering_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     return float(table[rows, cols].sum() / len(labels))
 
 
-def retrieval_scores(vectors: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str, float]:
-    """P@k and mAP@R, where R = number of other items with the query's label."""
+def neighbour_order(vectors: np.ndarray) -> np.ndarray:
+    """Each row's other rows, nearest first by Euclidean distance (as search ranks them)."""
     sq = (vectors**2).sum(1)
     dist = sq[:, None] + sq[None, :] - 2 * vectors @ vectors.T
     np.fill_diagonal(dist, np.inf)
-    order = np.argsort(dist, axis=1, kind="stable")[:, :-1]  # drop self (last: +inf)
+    return np.argsort(dist, axis=1, kind="stable")[:, :-1]  # drop self (last: +inf)
+
+
+def retrieval_scores(vectors: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str, float]:
+    """P@k and mAP@R, where R = number of other items with the query's label."""
+    order = neighbour_order(vectors)
     same = labels[order] == labels[:, None]
     relevant = (labels[:, None] == labels[None, :]).sum(1) - 1
     p_at_k = same[:, :k].mean(1)

@@ -22,21 +22,15 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from stylesearch.embed import Embedder  # noqa: E402
+from stylesearch.evaluate import neighbour_order  # noqa: E402
 from stylesearch.model.checkpoint import load_encoder, save_encoder  # noqa: E402
 from stylesearch.train.data import load_examples  # noqa: E402
 
 
-def top_k(vectors: np.ndarray, k: int = 10) -> np.ndarray:
-    """Each row's k nearest other rows by Euclidean distance, as search ranks them."""
-    sq = (vectors.astype(np.float64) ** 2).sum(1)
-    dist = sq[:, None] + sq[None, :] - 2 * vectors.astype(np.float64) @ vectors.T.astype(np.float64)
-    np.fill_diagonal(dist, np.inf)
-    return np.argsort(dist, axis=1)[:, :k]
-
-
 def overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     """Mean share of each image's k nearest neighbours that two embeddings agree on."""
-    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(top_k(a, k), top_k(b, k), strict=True)]))
+    near_a, near_b = (neighbour_order(v.astype(np.float64))[:, :k] for v in (a, b))
+    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(near_a, near_b, strict=True)]))
 
 
 def main() -> None:
