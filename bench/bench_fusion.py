@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
-from bench_mix import DRAWINGS, held_out_split, write_csv  # noqa: E402
+from bench_mix import DRAWINGS, held_out_split, scores_by_source, write_csv  # noqa: E402
 from rich.console import Console  # noqa: E402
 from sklearn.model_selection import GroupKFold  # noqa: E402
 
@@ -150,13 +150,7 @@ def main() -> None:
     sources = sorted({source_of(a) for a in labels["held"]})
 
     def evaluate(embed) -> dict:
-        vectors = embed("held")
-        by_source = {}
-        for source in sources:
-            rows = np.array([source_of(a) == source for a in labels["held"]])
-            by_source[source] = score(vectors[rows], labels["held"][rows])
-        return {"scores": score(vectors, labels["held"]), "by_source": by_source,
-                "drawings": score(embed("drawings"), labels["drawings"])}
+        return {**scores_by_source(embed("held"), labels["held"]), "drawings": score(embed("drawings"), labels["drawings"])}
 
     held_out = {
         "colour histogram": evaluate(lambda g: np.stack([colour_histogram(load_image(e.path)) for e in groups[g]])),

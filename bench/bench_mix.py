@@ -39,7 +39,7 @@ from bench_train import scores, vectors_for  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from stylesearch.evaluate import BASELINES  # noqa: E402
+from stylesearch.evaluate import BASELINES, score  # noqa: E402
 from stylesearch.imaging import load_image  # noqa: E402
 from stylesearch.model.checkpoint import save_encoder  # noqa: E402
 from stylesearch.model.encoder import EncoderConfig, StyleEncoder  # noqa: E402
@@ -61,6 +61,14 @@ DRAWINGS = ROOT / "tests" / "data" / "style_check"  # our own: 3 artists x the s
 
 def write_csv(path: Path, examples: list[Example]) -> None:
     path.write_text("path,artist\n" + "".join(f"{e.path},{e.artist}\n" for e in examples))
+
+
+def scores_by_source(vectors: np.ndarray, artists: list[str]) -> dict:
+    """Scores on the whole set and on each source's styles alone."""
+    artists = np.asarray(artists)
+    sources = np.array([source_of(a) for a in artists])
+    return {"scores": score(vectors, artists),
+            "by_source": {source: score(vectors[sources == source], artists[sources == source]) for source in sorted(set(sources.tolist()))}}
 
 
 def held_out_split(examples: list[Example], listing: Path) -> tuple[list[Example], list[Example]]:
@@ -127,12 +135,7 @@ def main() -> None:
         """Scores of one embedding (a function of a list of examples) on the held-out styles,
         on each source's styles alone, and on our own drawings (tests/data/style_check: 3
         artists x the same 6 subjects, so content cannot help there)."""
-        vectors = embed(held)
-        by_source = {}
-        for source in sources:
-            rows = [i for i, e in enumerate(held) if source_of(e.artist) == source]
-            by_source[source] = scores(vectors[rows], [held[i] for i in rows])
-        return {"scores": scores(vectors, held), "by_source": by_source, "drawings": scores(embed(drawings), drawings)}
+        return {**scores_by_source(embed(held), [e.artist for e in held]), "drawings": scores(embed(drawings), drawings)}
 
     for name, feature in BASELINES.items():
         if name not in results:
