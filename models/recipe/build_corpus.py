@@ -326,9 +326,9 @@ def fonts(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
         for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".ttf", ".otf")):
             face = ImageFont.truetype(str(path), 96)
             slug = font_label(*face.getname())
-            target = out / "fonts" / (slug or "")
-            if slug is None or target.exists():
+            if slug is None or (out / "fonts" / slug).exists():  # not a regular face, or the family is done
                 continue
+            target = out / "fonts" / slug
             target.mkdir(parents=True)
             for text in FONT_TEXTS[:subjects]:
                 canvas = Image.new("RGB", (96 * (len(text) + 2), 240), "white")
