@@ -62,10 +62,15 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
 
 def read_limited(fh: BinaryIO, limit: int) -> bytes:
     """Read at most `limit` bytes, refusing (not truncating) anything larger: by its size
-    first, so a huge file costs no memory, then by reading one byte more (files can grow)."""
+    first, so a huge file costs no memory, then by reading on past it (files can grow).
+    The first read asks for the size, not the limit: read(n) allocates n bytes up front,
+    which cost ~0.5 ms per cover at a 256 MiB limit."""
     try:
-        too_big = os.fstat(fh.fileno()).st_size > limit
-        data = b"" if too_big else fh.read(limit + 1)
+        size = os.fstat(fh.fileno()).st_size
+        too_big = size > limit
+        data = b"" if too_big else fh.read(size + 1)
+        if len(data) > size:  # grew since fstat
+            data += fh.read(limit + 1 - len(data))
     except OSError as exc:
         raise ImageLoadError(f"read error: {exc.strerror or exc}") from None
     if too_big or len(data) > limit:

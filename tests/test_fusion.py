@@ -13,7 +13,7 @@ from stylesearch.embed import Embedder
 from stylesearch.errors import StyleSearchError
 from stylesearch.evaluate import retrieval_scores
 from stylesearch.model.checkpoint import load_encoder
-from stylesearch.model.statistics import BLOCKS, StyleStatistics
+from stylesearch.model.statistics import BLOCKS, StyleStatistics, _gradient
 from stylesearch.train.fusion import fit_map
 
 from samples import save
@@ -51,6 +51,17 @@ def test_statistics_shape_dtype_and_batch_independence():
     # histograms are square-rooted distributions: unit length
     for name in ("hsv", "lbp", "edges"):
         assert torch.allclose(block(together, name).square().sum(1), torch.ones(3), atol=1e-5)
+
+
+def test_separable_sobel_is_the_sobel_convolution():
+    grey = torch.rand(2, 17, 23) * 255
+    kernel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    reference = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(grey[:, None], (1, 1, 1, 1), mode="replicate"), torch.stack([kernel, kernel.T])[:, None]
+    )
+    grad, magnitude = _gradient(grey)
+    assert torch.allclose(grad, reference, atol=1e-3)
+    assert torch.allclose(magnitude, reference.square().sum(1).sqrt(), atol=1e-3)
 
 
 def test_statistics_measure_line_width_orientation_and_colour():

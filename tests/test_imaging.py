@@ -165,6 +165,17 @@ def test_oversized_file_is_refused_before_it_is_read(tmp_path):
     assert traced_peak(load) < 1 << 20  # not 256 MiB read only to be thrown away
 
 
+def test_a_file_that_grows_while_read_is_read_whole_or_refused(tmp_path, monkeypatch):
+    path = tmp_path / "growing.bin"
+    path.write_bytes(bytes(1000))
+    real_fstat = os.fstat
+    monkeypatch.setattr(imaging.os, "fstat", lambda fd: os.stat_result((*real_fstat(fd)[:6], 400, *real_fstat(fd)[7:])))
+    with open(path, "rb") as fh:  # fstat says 400 bytes; 1000 are there by the time it is read
+        assert len(imaging.read_limited(fh, 2000)) == 1000
+    with open(path, "rb") as fh, pytest.raises(ImageLoadError, match="too large"):
+        imaging.read_limited(fh, 800)
+
+
 def test_decode_from_bytes_matches_file(tmp_path):
     img = drawing(seed=9)
     path = save(img, tmp_path / "a.png")

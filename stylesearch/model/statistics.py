@@ -56,8 +56,8 @@ def _masked_mean_std(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Te
 
 def _hsv(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """RGB in [0, 1] -> hue in [0, 1), saturation, value (N x H x W each)."""
-    top, _ = rgb.max(1)
-    chroma = top - rgb.min(1).values
+    top = rgb.amax(1)
+    chroma = top - rgb.amin(1)
     safe = chroma.clamp_min(1e-8)
     r, g, b = rgb.unbind(1)
     hue = torch.where(top == r, ((g - b) / safe) % 6, torch.where(top == g, (b - r) / safe + 2, (r - g) / safe + 4))
@@ -68,7 +68,7 @@ def _hsv(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def _foreground(rgb: torch.Tensor) -> torch.Tensor:
     """1 where something is drawn (not paper-white); the whole image when (almost) nothing is."""
-    fg = (rgb.min(1).values < _PAPER).float()
+    fg = (rgb.amin(1) < _PAPER).float()
     fg[fg.sum((1, 2)) < 20] = 1.0
     return fg
 
@@ -79,8 +79,12 @@ def _grey(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def _gradient(grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sobel derivatives (N x 2 x H x W) and their magnitude."""
-    grad = F.conv2d(F.pad(grey[:, None], (1, 1, 1, 1), mode="replicate"), _sobel(grey.device))
+    """Sobel derivatives (N x 2 x H x W) and their magnitude, as separable slices: a 1-channel
+    conv2d costs ~18x more on CPU."""
+    padded = F.pad(grey[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
+    across = padded[:, :-2] + 2 * padded[:, 1:-1] + padded[:, 2:]  # smoothed down the columns
+    down = padded[:, :, :-2] + 2 * padded[:, :, 1:-1] + padded[:, :, 2:]  # smoothed along the rows
+    grad = torch.stack([across[:, :, 2:] - across[:, :, :-2], down[:, 2:] - down[:, :-2]], 1)
     return grad, grad.square().sum(1).sqrt()
 
 
@@ -100,12 +104,6 @@ def _neighbourhood(values: torch.Tensor, combine, outside) -> torch.Tensor:
     padded = F.pad(values[:, None].to(torch.uint8), (1, 1, 1, 1), value=int(outside))[:, 0].to(values.dtype)
     rows = combine(combine(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
     return combine(combine(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
-
-
-def _sobel(device: torch.device) -> torch.Tensor:
-    """x- and y-derivative kernels, 2 x 1 x 3 x 3."""
-    kernel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=device)
-    return torch.stack([kernel, kernel.T]).unsqueeze(1)
 
 
 def _bins(values: torch.Tensor, count: int) -> torch.Tensor:
@@ -206,8 +204,8 @@ class StyleStatistics(nn.Module):
 
     @staticmethod
     def _palette(rgb, saturation, value, fg) -> torch.Tensor:
-        levels = (rgb * 255).floor().div(32).long().clamp(0, 7)
-        codes = (levels[:, 0] * 8 + levels[:, 1]) * 8 + levels[:, 2]
+        levels = (rgb * 255).to(torch.uint8) >> 5  # 8 levels per channel; uint8 is ~15x cheaper than float floor
+        codes = (levels[:, 0].long() * 8 + levels[:, 1]) * 8 + levels[:, 2]
         shares = _histogram(codes, fg, 512).sort(1, descending=True).values
         covered = shares.cumsum(1)
         counts = [((covered < t).sum(1) + 1).float().log() / math.log(512) for t in (0.5, 0.8, 0.95)]
