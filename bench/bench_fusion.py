@@ -1,4 +1,4 @@
-"""Fused embeddings (`stylesearch train fuse`): which fitting data and CNN weight, measured.
+"""Fused embeddings (`stylesearch train fuse`): which fitting data, CNN weight and normalisation, measured.
 
     .venv/bin/python bench/bench_fusion.py --real bench/out/corpus3/labels.csv \\
         --synthetic bench/out/synthetic3000/labels.csv \\
@@ -14,7 +14,8 @@ and cached in OUT/features.npz. Three measurements:
 1. Selection, without the held-out styles: grouped cross-validation over the *training*
    styles of the sources the CNN never saw (`--cv-sources`, default chess and openclipart):
    each fold's styles are scored with a map fitted on all other training styles, for every
-   number of synthetic artists added to the fitting data and every CNN weight.
+   number of synthetic artists added to the fitting data, every CNN weight, and with and
+   without scaling each part of the map to unit length.
 2. The held-out styles, scored once per variant (maps fitted on the real training styles,
    on them + every synthetic artist, or on the synthetic artists only; whole set, per
    source, and our own drawings in tests/data/style_check), beside the CNN alone, the raw
@@ -72,11 +73,6 @@ def cached_features(model: Path, groups: dict[str, list[Example]], cache: Path) 
     return features
 
 
-def project(features: np.ndarray, fitted: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    weight, bias = fitted
-    return features @ weight.T + bias
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", type=Path, required=True, help="labels.csv of the real corpus")
@@ -86,7 +82,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/fusion")
     parser.add_argument("--cv-sources", default="chess,openclipart", help="sources the CNN never saw (selection folds)")
     parser.add_argument("--synthetic-counts", default="0,300,1000,all", help="synthetic artists added when fitting")
-    parser.add_argument("--cnn-weights", default="0,0.5,1,2")
+    parser.add_argument("--cnn-weights", default="0,0.5,0.75,1,2")
+    parser.add_argument("--normalise", default="yes,no",
+                        help="map variants: parts scaled to unit length (yes) or not (no); the first one is used for 0.")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--ablate", action="store_true", help="also measure 0. (each statistics block left out)")
     args = parser.parse_args()
@@ -103,6 +101,7 @@ def main() -> None:
     synthetic_artists = sorted(set(labels["synthetic"]))
     counts = [len(synthetic_artists) if c == "all" else int(c) for c in args.synthetic_counts.split(",")]
     weights = [float(w) for w in args.cnn_weights.split(",")]
+    modes = [{"yes": True, "no": False}[m] for m in args.normalise.split(",")]
 
     def fitting_data(mask: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Training styles under `mask` plus the first `count` synthetic artists (sorted ids)."""
@@ -110,15 +109,16 @@ def main() -> None:
         return (np.concatenate([features["train"][mask], features["synthetic"][chosen]]),
                 np.concatenate([labels["train"][mask], labels["synthetic"][chosen]]))
 
-    def cross_validate(columns: np.ndarray, pool: np.ndarray, count: int, weight: float) -> float:
+    def cross_validate(columns: np.ndarray, pool: np.ndarray, count: int, weight: float, normalise: bool) -> float:
         """Mean mAP@R over folds of the training styles under `pool`, each scored with a map
         fitted on the feature `columns` of every other training style + `count` synthetic artists."""
         fold_scores = []
         for _, test in GroupKFold(args.folds).split(np.zeros(pool.sum()), groups=labels["train"][pool]):
             fit_mask = ~np.isin(labels["train"], list(set(labels["train"][pool][test])))
             x, y = fitting_data(fit_mask, count)
-            fitted = fit_map(x[:, columns], list(y), int((columns < embed_dim).sum()), cnn_weight=weight)
-            vectors = project(features["train"][~fit_mask][:, columns], fitted)
+            fitted = fit_map(x[:, columns], list(y), int((columns < embed_dim).sum()), cnn_weight=weight,
+                             normalise=normalise)
+            vectors = fitted.apply(features["train"][~fit_mask][:, columns])
             _, y_test = np.unique(labels["train"][~fit_mask], return_inverse=True)
             fold_scores.append(100 * retrieval_scores(vectors, y_test)["mAP@R"])
         return round(float(np.mean(fold_scores)), 2)
@@ -132,7 +132,7 @@ def main() -> None:
             columns = np.concatenate([np.arange(start, start + size) for (name, size), start
                                       in zip(BLOCKS.items(), starts, strict=True) if name != left_out])
             ablation.append({"left out": left_out or "(none)",
-                             "cv mAP@R": cross_validate(columns, every, len(synthetic_artists), 0.0)})
+                             "cv mAP@R": cross_validate(columns, every, len(synthetic_artists), 0.0, modes[0])})
             console.print(ablation[-1])
 
     # 1. selection by cross-validation on training styles the CNN never saw
@@ -140,11 +140,12 @@ def main() -> None:
     pool = np.array([source_of(a) in cv_sources for a in labels["train"]])
     all_columns = np.arange(features["train"].shape[1])
     selection = []
-    for count in counts:
-        for weight in weights:
-            selection.append({"synthetic artists": count, "cnn weight": weight,
-                              "cv mAP@R": cross_validate(all_columns, pool, count, weight)})
-            console.print(selection[-1])
+    for normalise in modes:
+        for count in counts:
+            for weight in weights:
+                selection.append({"unit parts": normalise, "synthetic artists": count, "cnn weight": weight,
+                                  "cv mAP@R": cross_validate(all_columns, pool, count, weight, normalise)})
+                console.print(selection[-1])
 
     # 2. the held-out styles, once per variant
     sources = sorted({source_of(a) for a in labels["held"]})
@@ -160,20 +161,22 @@ def main() -> None:
     every, no_real = np.ones(len(train), bool), np.zeros(len(train), bool)
     fits = {"real only": (every, 0), f"real + {len(synthetic_artists)} synthetic": (every, len(synthetic_artists)),
             f"{len(synthetic_artists)} synthetic only": (no_real, len(synthetic_artists))}
-    for data, (real_rows, count) in fits.items():
-        for weight in weights:
-            x, y = fitting_data(real_rows, count)
-            fitted = fit_map(x, list(y), embed_dim, cnn_weight=weight)
-            name = f"fused, cnn weight {weight}, {data}"
-            held_out[name] = evaluate(lambda g, f=fitted: project(features[g], f))
-            console.print(f"{name}: mAP@R {held_out[name]['scores']['mAP@R']}")
+    for normalise in modes:
+        for data, (real_rows, count) in fits.items():
+            for weight in weights:
+                x, y = fitting_data(real_rows, count)
+                fitted = fit_map(x, list(y), embed_dim, cnn_weight=weight, normalise=normalise)
+                name = f"fused{', unit parts' if normalise else ''}, cnn weight {weight}, {data}"
+                held_out[name] = evaluate(lambda g, f=fitted: f.apply(features[g]))
+                console.print(f"{name}: mAP@R {held_out[name]['scores']['mAP@R']}")
 
     (args.out / "results.json").write_text(json.dumps({"ablation": ablation, "selection": selection, "held_out": held_out},
                                                       indent=2))
     lines = ["| statistics block left out | cv mAP@R |", "|---|---|"]
     lines += [f"| {row['left out']} | {row['cv mAP@R']} |" for row in ablation]
-    lines += ["", "| synthetic artists | cnn weight | cv mAP@R |", "|---|---|---|"]
-    lines += [f"| {row['synthetic artists']} | {row['cnn weight']} | {row['cv mAP@R']} |" for row in selection]
+    lines += ["", "| unit parts | synthetic artists | cnn weight | cv mAP@R |", "|---|---|---|---|"]
+    lines += [f"| {row['unit parts']} | {row['synthetic artists']} | {row['cnn weight']} | {row['cv mAP@R']} |"
+              for row in selection]
     columns = ("ACC", "ARI", "NMI", "P@10", "mAP@R")
     lines += ["", f"| embedding | {' | '.join(columns)} | {' | '.join(sources)} | drawings |", "|---" * (len(columns) + len(sources) + 2) + "|"]
     for name, row in held_out.items():

@@ -777,21 +777,25 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint to write.")
 @click.option("--dim", default=256, show_default=True,
               help="Most discriminant directions of the statistics kept (at most artists - 1).")
-@click.option("--cnn-weight", default=1.0, show_default=True,
+@click.option("--cnn-weight", default=0.75, show_default=True,
               help="Weight of the encoder's mu against the statistics (1: equal shares of the distance; 0: statistics only).")
+@click.option("--normalise/--no-normalise", default=True, show_default=True,
+              help="Scale each part (statistics' directions, mu) to unit length before weighting: "
+                   "compares how works are drawn, not how much ink or colour they hold.")
 @click.option("--shrinkage", default="auto", show_default=True,
               help="Covariance shrinkage between 0 and 1, or auto (Ledoit-Wolf).")
 @click.option("--name", default="stylesearch-style", show_default=True, help="Model name stored in the checkpoint.")
 @click.option("--version", "model_version", default="1", show_default=True, help="Model version stored in the checkpoint.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @pass_state
-def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: float, shrinkage: str, name: str,
-         model_version: str, as_json: bool) -> None:
+def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: float, normalise: bool, shrinkage: str,
+         name: str, model_version: str, as_json: bool) -> None:
     """Fuse a trained encoder with hand-made style statistics (palette, strokes, texture).
 
     The embedding becomes [the statistics' most discriminant directions, the encoder's mu],
-    the directions found by linear discriminant analysis on artist-labelled DATA (same
-    forms as `train finetune`). Closed form: minutes on a CPU, no epochs.
+    each part scaled to unit length and mu weighted by --cnn-weight, the directions found by
+    linear discriminant analysis on artist-labelled DATA (same forms as `train finetune`).
+    Closed form: minutes on a CPU, no epochs.
 
     \b
       stylesearch train fuse artists/ --init style.pt --out fused.pt
@@ -814,7 +818,7 @@ def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: f
         raise StyleSearchError(f"--cnn-weight must be 0 or more (got {cnn_weight})")
     if not out.parent.is_dir():
         raise StyleSearchError(f"--out: folder not found: {out.parent}")
-    result = run(load_examples(data), init, out, dim=dim, cnn_weight=cnn_weight, shrinkage=shrinkage,
+    result = run(load_examples(data), init, out, dim=dim, cnn_weight=cnn_weight, shrinkage=shrinkage, normalise=normalise,
                  device=state.settings.device, name=name, version=model_version)
     _finish_training(result, out, as_json)
 

@@ -13,6 +13,7 @@ from stylesearch.embed import Embedder
 from stylesearch.errors import StyleSearchError
 from stylesearch.evaluate import retrieval_scores
 from stylesearch.model.checkpoint import load_encoder
+from stylesearch.model.encoder import EncoderConfig, StyleEncoder
 from stylesearch.model.statistics import BLOCKS, StyleStatistics, _gradient
 from stylesearch.train.fusion import fit_map
 
@@ -43,13 +44,13 @@ def lines(width: int, vertical: bool = True, colour=(0, 0, 0)) -> Image.Image:
 def test_statistics_shape_dtype_and_batch_independence():
     images = [lines(2), lines(6, vertical=False), Image.new("RGB", (64, 64), "white")]
     together = STATS(tensor(*images))
-    assert together.shape == (3, StyleStatistics.features) == (3, 312)
+    assert together.shape == (3, StyleStatistics.features) == (3, 374)
     assert torch.isfinite(together).all()  # a blank page too
     alone = torch.cat([STATS(tensor(img)) for img in images])
     assert torch.allclose(together, alone, atol=1e-6)
     assert STATS(tensor(*images).bfloat16()).dtype == torch.bfloat16
     # histograms are square-rooted distributions: unit length
-    for name in ("hsv", "lbp", "edges"):
+    for name in ("hsv", "lbp", "edges", "turns", "detail", "satlbp", "pairs"):
         assert torch.allclose(block(together, name).square().sum(1), torch.ones(3), atol=1e-5)
 
 
@@ -106,6 +107,33 @@ def test_coarse_block_is_the_fine_one_one_octave_up():
     assert coarse_strength[0] > 0.9  # averaged to flat grey one octave up
 
 
+def disc(outline=None, fill=(230, 60, 60), texture: bool = False) -> Image.Image:
+    img = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(img).ellipse([8, 8, 56, 56], fill=fill, outline=outline, width=3 if outline else 0)
+    if texture:  # speckled like a screentone or a painted surface
+        pixels = np.asarray(img).copy()
+        inside = pixels.min(2) < 245
+        noise = np.random.default_rng(0).integers(-60, 60, size=pixels.shape)
+        pixels[inside] = np.clip(pixels[inside] + noise[inside], 0, 255)
+        img = Image.fromarray(pixels.astype(np.uint8))
+    return img
+
+
+def test_outline_detail_turns_and_pairs_tell_drawing_habits_apart():
+    outlined, bare, speckled = STATS(tensor(disc(outline=(0, 0, 0)), disc(), disc(texture=True)))
+    # outline: the rim of the outlined disc is black (value bin 0) and darker than its inside
+    assert block(outlined[None], "outline")[0, 1] > 0.9 and block(outlined[None], "outline")[0, -1] > 0.5
+    assert abs(float(block(bare[None], "outline")[0, -1])) < 0.1
+    # pairs: black meets red only where there is an outline
+    assert block(outlined[None], "pairs").square().max() > 0.9 and block(bare[None], "pairs").square().max() < 0.1
+    # detail: a flat fill has 1-2 colours per block, a speckled one many
+    flat, busy = block(bare[None], "detail")[0].square(), block(speckled[None], "detail")[0].square()
+    assert flat[:2].sum() > 0.9 and busy[3:].sum() > 0.9
+    # turns: straight strokes keep their direction; a disc's rim turns, speckle turns everywhere
+    straight = block(STATS(tensor(lines(3))), "turns")[0].square()
+    assert straight[0] > 0.9 and block(speckled[None], "turns")[0].square()[0] < straight[0] - 0.3
+
+
 def _labelled_features(rng, artists=6, per=10, embed_dim=4, stats_dim=12):
     """Stats whose first artists - 1 dims carry the artist, plus noise; mu that is pure noise."""
     labels = np.repeat(np.arange(artists), per)
@@ -120,17 +148,29 @@ def test_fit_map_finds_the_discriminant_statistics_and_weighs_mu():
     rng = np.random.default_rng(0)
     features, artists, labels = _labelled_features(rng)
     raw = retrieval_scores(features, labels)["mAP@R"]
+    components = 5  # artists - 1
     for cnn_weight in (0.0, 0.5, 1.0):
-        weight, bias = fit_map(features, artists, embed_dim=4, cnn_weight=cnn_weight)
-        fused = features @ weight.T + bias
-        components = 5  # artists - 1
-        assert weight.shape == (components + (4 if cnn_weight else 0), features.shape[1])
-        assert np.allclose(fused.mean(0), 0, atol=1e-3)
-        stats_part, mu_part = fused[:, :components], fused[:, components:]
-        if cnn_weight:
-            share = mu_part.var(0).sum() / stats_part.var(0).sum()
-            assert share == pytest.approx(cnn_weight**2, rel=1e-3)
-        assert retrieval_scores(stats_part, labels)["mAP@R"] > max(0.9, raw + 0.2)
+        for normalise in (False, True):
+            fitted = fit_map(features, artists, embed_dim=4, cnn_weight=cnn_weight, normalise=normalise)
+            fused = fitted.apply(features)
+            assert fitted.weight.shape == (components + (4 if cnn_weight else 0), features.shape[1])
+            stats_part, mu_part = fused[:, :components], fused[:, components:]
+            if normalise:  # each part of every vector: unit length, times its weight
+                assert fitted.parts == ((components, 4) if cnn_weight else (components,))
+                assert np.allclose(np.linalg.norm(stats_part, axis=1), 1, atol=1e-5)
+                assert np.allclose(np.linalg.norm(mu_part, axis=1), cnn_weight, atol=1e-5)
+            else:  # centred, mu's share of the variance = cnn_weight squared
+                assert fitted.parts == ()
+                assert np.allclose(fused.mean(0), 0, atol=1e-3)
+                if cnn_weight:
+                    share = mu_part.var(0).sum() / stats_part.var(0).sum()
+                    assert share == pytest.approx(cnn_weight**2, rel=1e-3)
+            assert retrieval_scores(stats_part, labels)["mAP@R"] > max(0.9, raw + 0.2)
+
+
+def test_normalised_parts_must_cover_the_fused_output():
+    with pytest.raises(ValueError, match="do not add up"):
+        StyleEncoder(EncoderConfig(arch="resnet18", fused_dim=10, fused_parts=(3, 4)))
 
 
 def test_fit_map_needs_three_artists():
@@ -173,9 +213,13 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
     # the fitted directions separate the artists; the random tiny network's mu does not
     plain = np.stack([v for _, v, _ in Embedder(tiny_model, precision="fp32", workers=1).stream(paths)])
     assert retrieval_scores(vectors[:, :3], labels)["mAP@R"] > 0.9 > retrieval_scores(plain, labels)["mAP@R"]
-    # the map is what the checkpoint says: [directions of the statistics, weighted mu]
-    features = np.stack([v for _, v, _ in embedder.stream(paths, features=True)])
-    assert np.allclose(vectors, features @ model.fusion.weight.detach().numpy().T + model.fusion.bias.detach().numpy(), atol=1e-3)
+    # the map is what the checkpoint says: [directions of the statistics, mu], each part of
+    # unit length, mu weighted by --cnn-weight (default 0.75)
+    features = torch.from_numpy(np.stack([v for _, v, _ in embedder.stream(paths, features=True)]))
+    linear = torch.nn.functional.linear(features, model.fusion.weight, model.fusion.bias).detach()
+    assert info.config.fused_parts == (3, 16) and model.fusion_part_weights.tolist() == [1.0, 0.75]
+    expected = torch.cat([torch.nn.functional.normalize(linear[:, :3]), 0.75 * torch.nn.functional.normalize(linear[:, 3:])], 1)
+    assert np.allclose(vectors, expected.numpy(), atol=1e-4)
     bf16 = np.stack([v for _, v, _ in Embedder(out, precision="bf16", workers=1).stream(paths)])
     cosine = (bf16 * vectors).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(vectors, axis=1)
     assert cosine.min() > 0.99
@@ -190,6 +234,17 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
     assert again.exit_code == 0, again.output
     assert f"Wrote {tmp_path / 're.pt'}" in again.output  # the plain (not --json) ending works
     assert load_encoder(tmp_path / "re.pt")[1].config.fused_dim == 3
+    # --no-normalise: the map's output as it is
+    plain_map = runner.invoke(cli, ["train", "fuse", str(painters), "--init", str(out), "--out", str(tmp_path / "raw.pt"),
+                                    "--no-normalise"])
+    assert plain_map.exit_code == 0, plain_map.output
+    raw_model, raw_info = load_encoder(tmp_path / "raw.pt")
+    assert raw_info.config.fused_parts == () and not hasattr(raw_model, "fusion_part_weights")
+    raw_vectors = np.stack([v for _, v, _ in Embedder(tmp_path / "raw.pt", precision="fp32", workers=1).stream(paths)])
+    raw_features = torch.from_numpy(np.stack([v for _, v, _ in
+                                              Embedder(tmp_path / "raw.pt", precision="fp32", workers=1).stream(paths, features=True)]))
+    assert np.allclose(raw_vectors, torch.nn.functional.linear(raw_features, raw_model.fusion.weight,
+                                                               raw_model.fusion.bias).detach().numpy(), atol=1e-3)
 
 
 def test_a_map_fitted_on_other_statistics_is_refused_with_a_way_out(painters, tmp_path, env, tiny_model):

@@ -105,8 +105,8 @@ def load_encoder(path: str | os.PathLike | None = None, *, cnn_only: bool = Fals
     config = EncoderConfig.from_dict(meta["config"])
     state = blob["encoder"]
     if cnn_only and config.fused_dim:
-        config = replace(config, fused_dim=0)
-        state = {k: v for k, v in state.items() if not k.startswith("fusion.") and k != "statistics_layout"}
+        config = replace(config, fused_dim=0, fused_parts=())
+        state = {k: v for k, v in state.items() if not k.startswith("fusion") and k != "statistics_layout"}
     if config.fused_dim and int(state.get("statistics_layout", 1)) != LAYOUT:
         raise StyleSearchError(f"cannot load model {path}: its fused map was fitted on another version of the style "
                                f"statistics; refit it with `stylesearch train fuse DATA --init {path} --out NEW.pt`")

@@ -30,6 +30,9 @@ class EncoderConfig:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     extra: dict = field(default_factory=dict)
     fused_dim: int = 0  # > 0: the embedding is a linear map of [mu, style statistics] to this size
+    # sizes of consecutive parts of the fused output that are each scaled to unit length and
+    # then weighted (the weights are a buffer, saved and hashed with the map); (): used as is
+    fused_parts: tuple[int, ...] = ()
 
     @property
     def output_dim(self) -> int:
@@ -45,6 +48,8 @@ class EncoderConfig:
         for key in ("mean", "std"):
             if key in known:
                 known[key] = tuple(float(v) for v in known[key])
+        if "fused_parts" in known:
+            known["fused_parts"] = tuple(int(v) for v in known["fused_parts"])
         return cls(**known)
 
 
@@ -69,6 +74,10 @@ class StyleEncoder(nn.Module):
             # saved and hashed with the weights: a map fitted on other statistics is refused
             # on load, and a new layout gives a new model id
             self.register_buffer("statistics_layout", torch.tensor(LAYOUT))
+            if config.fused_parts:
+                if sum(config.fused_parts) != config.fused_dim:
+                    raise ValueError(f"fused parts {config.fused_parts} do not add up to fused_dim {config.fused_dim}")
+                self.register_buffer("fusion_part_weights", torch.ones(len(config.fused_parts)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.norm(self.trunk(x))
@@ -83,7 +92,10 @@ class StyleEncoder(nn.Module):
         if not self.config.fused_dim:
             return self._mu(x)
         weight, bias = self.fusion.weight.float(), self.fusion.bias.float()
-        return F.linear(self.style_features(x), weight, bias)
+        fused = F.linear(self.style_features(x), weight, bias)
+        if not self.config.fused_parts:
+            return fused
+        return unit_parts(fused, self.config.fused_parts, self.fusion_part_weights.float())
 
     def style_features(self, x: torch.Tensor) -> torch.Tensor:
         """[mu, style statistics] in float32: what the fused map is fitted on."""
@@ -91,3 +103,12 @@ class StyleEncoder(nn.Module):
 
     def _mu(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc_mu(self.norm(self.trunk(x.to(self.fc_mu.weight.dtype))))
+
+
+def unit_parts(vectors: torch.Tensor, sizes: tuple[int, ...], weights: torch.Tensor) -> torch.Tensor:
+    """Scale each part of every vector to unit length, then by its weight. Why: Euclidean
+    distance on unit parts is a weighted sum of cosine distances, so how strongly a work is
+    drawn (much ink, many colours) stops outweighing how it is drawn; it raised
+    cross-validated mAP@R on the training styles from 37.6 to 40.9 (models/MODEL_CARD.md)."""
+    chunks = vectors.split(list(sizes), 1)
+    return torch.cat([weight * F.normalize(chunk, dim=1) for chunk, weight in zip(chunks, weights, strict=True)], 1)

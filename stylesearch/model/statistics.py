@@ -20,6 +20,16 @@ Euclidean distance on them behaves. The blocks, in output order:
   ink        share and 6 stroke widths of pixels 60 levels darker than the
              drawing's median grey (pencil and coloured lines, not only black)   7
   coarse     gradients and lbp again at half resolution (texture one octave up) 28
+  outline    the silhouette's rim (drawn pixels touching paper): its share, 8-bin
+             value and 4-bin saturation histograms, how much darker than the
+             inside it is (outlined or not, and in what tone)                   14
+  turns      how much the edge direction turns between neighbouring pixels,
+             0-4 steps of 22.5 degrees (straight strokes vs curves and noise)    5
+  detail     colours (of 64) per 8 x 8 block: 1, 2, 3-4, 5-8, 9+ (flat fills
+             vs shading, texture and anti-aliasing)                              5
+  satlbp     local binary patterns of saturation (colour texture)              10
+  pairs      which tones meet: unordered pairs of 4 value x 2 saturation levels
+             over neighbouring pixels that differ                              28
 """
 
 from __future__ import annotations
@@ -31,10 +41,11 @@ import torch.nn.functional as F
 from torch import nn
 
 # Bump when any statistic changes: a fused map is only valid for the layout it was fitted on
-# (1: the 237 statistics of models 2 and 3 of 2026-11-27; 2: these 312).
-LAYOUT = 2
+# (1: the 237 statistics of models 2 and 3 of 2026-11-27; 2: the first 312 of these, model 4;
+# 3: these 374).
+LAYOUT = 3
 BLOCKS = {"hsv": 192, "gradients": 18, "lbp": 10, "lines": 8, "palette": 8, "colour": 1, "edges": 24, "tones": 16,
-          "ink": 7, "coarse": 28}
+          "ink": 7, "coarse": 28, "outline": 14, "turns": 5, "detail": 5, "satlbp": 10, "pairs": 28}
 _PAPER = 245 / 255  # brighter than this in every channel = background
 _LBP_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
 
@@ -106,12 +117,20 @@ def _neighbourhood(values: torch.Tensor, combine, outside) -> torch.Tensor:
     return combine(combine(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
 
 
+def _neighbours(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pixel and its right-hand neighbour, then every pixel and the one below: N x M each."""
+    return (torch.cat([values[:, :, 1:].flatten(1), values[:, 1:].flatten(1)], 1),
+            torch.cat([values[:, :, :-1].flatten(1), values[:, :-1].flatten(1)], 1))
+
+
 def _bins(values: torch.Tensor, count: int) -> torch.Tensor:
-    return (values * count).floor().clamp(0, count - 1).long()
+    """Bin numbers of values in [0, 1] as uint8 (codes built from them must stay below 256):
+    a byte per pixel keeps the neighbour comparisons below cheap."""
+    return (values * count).clamp_(0, count - 1).to(torch.uint8)
 
 
 class StyleStatistics(nn.Module):
-    """Normalised image batch (N x 3 x H x W, as the encoder gets it) -> N x 312 statistics.
+    """Normalised image batch (N x 3 x H x W, as the encoder gets it) -> N x 374 statistics.
 
     Always computed in float32 (bins and thresholds must not move under bf16); returned in
     the input's dtype. Not differentiable and not trained: a fitted linear head weighs them.
@@ -130,7 +149,9 @@ class StyleStatistics(nn.Module):
         def column(values) -> torch.Tensor:
             return torch.tensor(values, device=x.device).view(1, 3, 1, 1)
 
-        rgb = (x.float().contiguous() * column(self.std) + column(self.mean)).clamp(0, 1)
+        # back on the 8-bit grid the pixels came from: the normalisation round trip leaves float
+        # noise that gives black pixels a random hue and saturation and moves levels across bins
+        rgb = ((x.float().contiguous() * column(self.std) + column(self.mean)) * 255).round_().clamp_(0, 255) / 255
         fg = _foreground(rgb)
         grey = _grey(rgb)
         grad, magnitude = _gradient(grey)
@@ -151,6 +172,11 @@ class StyleStatistics(nn.Module):
             self._relative_ink(grey, fg),
             self._gradients(half_grad, half_magnitude, half_fg),
             self._lbp(half_grey, half_fg),
+            self._outline(saturation, value, fg),
+            self._turns(grad, magnitude, fg),
+            self._detail(rgb, fg),
+            self._lbp(saturation * 255, fg),
+            self._pairs(saturation, value, fg),
         ]
         return torch.cat(blocks, 1).to(x.dtype)
 
@@ -220,3 +246,43 @@ class StyleStatistics(nn.Module):
         rg_mean, rg_std = _masked_mean_std(r - g, fg)
         yb_mean, yb_std = _masked_mean_std(0.5 * (r + g) - b, fg)
         return ((torch.hypot(rg_std, yb_std) + 0.3 * torch.hypot(rg_mean, yb_mean)) / 100)[:, None]
+
+    @staticmethod
+    def _outline(saturation, value, fg) -> torch.Tensor:
+        inside = _neighbourhood(fg > 0, torch.logical_and, True).float()  # the image's edge is not a rim
+        rim, interior = fg * (1 - inside), fg * inside
+        share = rim.sum((1, 2)) / fg.sum((1, 2))
+        contrast = _masked_mean_std(value, interior)[0] - _masked_mean_std(value, rim)[0]
+        tones = [_histogram(_bins(value, 8), rim + 1e-4, 8).sqrt(), _histogram(_bins(saturation, 4), rim + 1e-4, 4).sqrt()]
+        return torch.cat([share[:, None], *tones, contrast[:, None]], 1)
+
+    @staticmethod
+    def _turns(grad, magnitude, fg) -> torch.Tensor:
+        here, there = _neighbours(_bins(torch.atan2(grad[:, 1], grad[:, 0]) % math.pi / math.pi, 8))
+        strength_here, strength_there = _neighbours(magnitude * fg)
+        step = (here - there) & 7  # uint8 wraps modulo 256, a multiple of 8: the step modulo 8
+        turn = torch.minimum(step, 8 - step)  # orientations wrap at 180 degrees
+        return _histogram(turn, torch.minimum(strength_here, strength_there) + 1e-6, 5).sqrt()
+
+    @staticmethod
+    def _detail(rgb, fg) -> torch.Tensor:
+        levels = (rgb * 255).to(torch.uint8) >> 6  # 4 levels per channel: 64 colours
+        codes = (levels[:, 0] * 16 + levels[:, 1] * 4 + levels[:, 2]).to(torch.int16)
+        n, height, width = codes.shape
+        rows, cols = height // 8, width // 8
+        blocks = codes[:, : rows * 8, : cols * 8].reshape(n, rows, 8, cols, 8).permute(0, 1, 3, 2, 4).reshape(n, -1, 64)
+        ordered = blocks.sort(2).values
+        colours = (ordered[:, :, 1:] != ordered[:, :, :-1]).sum(2) + 1
+        drawn = fg[:, : rows * 8, : cols * 8].reshape(n, rows, 8, cols, 8).mean((2, 4)).reshape(n, -1) > 0.5
+        buckets = torch.bucketize(colours, torch.tensor([1, 2, 4, 8], device=colours.device))  # 1, 2, 3-4, 5-8, 9+
+        return _histogram(buckets, drawn.float() + 1e-4, 5).sqrt()
+
+    @staticmethod
+    def _pairs(saturation, value, fg) -> torch.Tensor:
+        here, there = _neighbours(_bins(value, 4) * 2 + _bins(saturation, 2))
+        fg_here, fg_there = _neighbours(fg)
+        ordered = torch.minimum(here, there) * 8 + torch.maximum(here, there)  # unordered pair of tones
+        shares = _histogram(ordered, (here != there).float() * torch.minimum(fg_here, fg_there), 64)
+        first, second = torch.triu_indices(8, 8, 1, device=fg.device)
+        shares = shares[:, first * 8 + second]  # the 28 pairs of different tones (the rest have no weight)
+        return torch.where(shares.sum(1, keepdim=True) > 0, shares, 1 / 28).sqrt()  # no tones meet: uniform

@@ -5,16 +5,17 @@ Why linear discriminant analysis on the statistics: it finds the directions alon
 artists differ most relative to how much each artist's own works vary, which is what
 nearest-neighbour search by style needs; shrinkage (Ledoit-Wolf) keeps it stable with few
 images per artist. mu is kept as it is (fitting it in as well over-fitted to the artists it
-was trained on), scaled so that its share of the distance is `cnn_weight` squared times the
-statistics' share. On styles never seen in training this beat every trained CNN head we
-tried (models/MODEL_CARD.md).
+was trained on). By default each part is then scaled to unit length and mu weighted by
+`cnn_weight` (a weighted sum of cosine distances); without normalising, mu is scaled so that
+its share of the variance is `cnn_weight` squared. On styles never seen in training this beat
+every trained CNN head we tried (models/MODEL_CARD.md).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..embed import Embedder
 from ..errors import StyleSearchError
 from ..imaging import load_image
 from ..model.checkpoint import load_encoder, save_encoder
-from ..model.encoder import StyleEncoder
+from ..model.encoder import StyleEncoder, unit_parts
 from .data import Example
 
 
@@ -41,10 +42,27 @@ def style_features(embedder: Embedder, examples: list[Example]) -> tuple[np.ndar
     return np.stack(rows) if rows else np.zeros((0, 0), np.float32), kept, failed
 
 
-def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: int = 256, cnn_weight: float = 1.0,
-            shrinkage: float | str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """(weight, bias) of the fused map: features = [mu (embed_dim), statistics] ->
-    [at most `dim` discriminant directions of the statistics, weighted mu], centred."""
+@dataclass(frozen=True)
+class FittedMap:
+    """The fused map: vectors = unit_parts(features @ weight.T + bias) when `parts` is set."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    parts: tuple[int, ...] = ()
+    part_weights: tuple[float, ...] = ()
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        """What the fused model computes from [mu, statistics] (float32, as it does)."""
+        vectors = torch.from_numpy(np.asarray(features, np.float32) @ self.weight.T + self.bias)
+        if self.parts:
+            vectors = unit_parts(vectors, self.parts, torch.tensor(self.part_weights))
+        return vectors.numpy()
+
+
+def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: int = 256, cnn_weight: float = 0.75,
+            shrinkage: float | str = "auto", normalise: bool = True) -> FittedMap:
+    """The fused map: features = [mu (embed_dim), statistics] -> [at most `dim` discriminant
+    directions of the statistics, mu], centred; weighted as the module docstring says."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
     classes = len(set(artists))
@@ -60,13 +78,19 @@ def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: in
     except (ValueError, np.linalg.LinAlgError) as exc:  # e.g. a singular covariance with shrinkage 0
         raise StyleSearchError(f"cannot fit the fused map: {exc} (try --shrinkage auto)") from None
     scalings = lda.scalings_[:, :components]
-    spread = np.sqrt(((stats - stats.mean(0)) @ scalings).var(0).sum())
-    gain = cnn_weight * spread / max(np.sqrt(mu.var(0).sum()), 1e-12)
+    if normalise:
+        gain = 1.0  # the part is scaled to unit length anyway; cnn_weight is a part weight
+    else:
+        spread = np.sqrt(((stats - stats.mean(0)) @ scalings).var(0).sum())
+        gain = cnn_weight * spread / max(np.sqrt(mu.var(0).sum()), 1e-12)
     kept_mu = embed_dim if cnn_weight > 0 else 0  # weight 0: statistics only, no zero columns
     weight = np.zeros((components + kept_mu, features.shape[1]))
     weight[:components, embed_dim:] = scalings.T
     weight[components:, :kept_mu] = gain * np.eye(kept_mu)
-    return weight.astype(np.float32), (-weight @ features.mean(0)).astype(np.float32)
+    bias = -weight @ features.mean(0)
+    parts = [(components, 1.0)] + ([(kept_mu, cnn_weight)] if kept_mu else []) if normalise else []
+    return FittedMap(weight.astype(np.float32), bias.astype(np.float32),
+                     tuple(size for size, _ in parts), tuple(w for _, w in parts))
 
 
 def fuse(
@@ -75,8 +99,9 @@ def fuse(
     out: Path,
     *,
     dim: int = 256,
-    cnn_weight: float = 1.0,
+    cnn_weight: float = 0.75,
     shrinkage: float | str = "auto",
+    normalise: bool = True,
     device: str = "auto",
     name: str = "stylesearch-style",
     version: str = "1",
@@ -88,18 +113,22 @@ def fuse(
     features, kept, failed = style_features(embedder, examples)
     if not kept:
         raise StyleSearchError("no readable images to fit the fused map on")
-    weight, bias = fit_map(features, [e.artist for e in kept], embedder.info.config.embed_dim, dim=dim,
-                           cnn_weight=cnn_weight, shrinkage=shrinkage)
+    fitted = fit_map(features, [e.artist for e in kept], embedder.info.config.embed_dim, dim=dim,
+                     cnn_weight=cnn_weight, shrinkage=shrinkage, normalise=normalise)
     cnn, info = load_encoder(init, cnn_only=True)  # unfolded weights: the Embedder's are folded for inference
-    model = StyleEncoder(replace(info.config, fused_dim=len(weight)))
-    model.load_state_dict(cnn.state_dict() | {"fusion.weight": torch.from_numpy(weight), "fusion.bias": torch.from_numpy(bias),
-                                              "statistics_layout": model.statistics_layout})
+    model = StyleEncoder(replace(info.config, fused_dim=len(fitted.weight), fused_parts=fitted.parts))
+    fusion = {"fusion.weight": torch.from_numpy(fitted.weight), "fusion.bias": torch.from_numpy(fitted.bias),
+              "statistics_layout": model.statistics_layout}
+    if fitted.parts:
+        fusion["fusion_part_weights"] = torch.tensor(fitted.part_weights)
+    model.load_state_dict(cnn.state_dict() | fusion)
     summary = {
         "fused_from": embedder.info.model_id,
         "fusion_images": len(kept),
         "fusion_artists": len({e.artist for e in kept}),
-        "fusion_dim": len(weight),
+        "fusion_dim": len(fitted.weight),
         "cnn_weight": cnn_weight,
+        "normalised_parts": bool(fitted.parts),
         "shrinkage": shrinkage,
     }
     save_encoder(out, model, name=name, version=version, trained=True, half=False,
