@@ -84,7 +84,8 @@ def main() -> None:
     parser.add_argument("--synthetic-counts", default="0,300,1000,all", help="synthetic artists added when fitting")
     parser.add_argument("--cnn-weights", default="0,0.5,0.75,1,2")
     parser.add_argument("--normalise", default="yes,no",
-                        help="map variants: parts scaled to unit length (yes) or not (no); the first one is used for 0.")
+                        help="map variants, comma-separated: parts scaled to unit length (yes) or not (no); "
+                             "the first one is used for the --ablate run (measurement 0)")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--ablate", action="store_true", help="also measure 0. (each statistics block left out)")
     args = parser.parse_args()
@@ -101,7 +102,9 @@ def main() -> None:
     synthetic_artists = sorted(set(labels["synthetic"]))
     counts = [len(synthetic_artists) if c == "all" else int(c) for c in args.synthetic_counts.split(",")]
     weights = [float(w) for w in args.cnn_weights.split(",")]
-    modes = [{"yes": True, "no": False}[m] for m in args.normalise.split(",")]
+    if not set(args.normalise.split(",")) <= {"yes", "no"}:
+        parser.error(f"--normalise takes yes, no or yes,no (got {args.normalise!r})")
+    modes = [m == "yes" for m in args.normalise.split(",")]
 
     def fitting_data(mask: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Training styles under `mask` plus the first `count` synthetic artists (sorted ids)."""

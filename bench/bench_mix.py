@@ -39,9 +39,10 @@ from bench_train import scores, vectors_for  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from stylesearch.embed import Embedder  # noqa: E402
 from stylesearch.evaluate import BASELINES, score  # noqa: E402
 from stylesearch.imaging import load_image  # noqa: E402
-from stylesearch.model.checkpoint import save_encoder  # noqa: E402
+from stylesearch.model.checkpoint import load_encoder, save_encoder  # noqa: E402
 from stylesearch.model.encoder import EncoderConfig, StyleEncoder  # noqa: E402
 from stylesearch.train.config import FinetuneConfig  # noqa: E402
 from stylesearch.train.data import Example, load_examples, source_of, split_by_artist  # noqa: E402
@@ -69,6 +70,28 @@ def scores_by_source(vectors: np.ndarray, artists: list[str]) -> dict:
     sources = np.array([source_of(a) for a in artists])
     return {"scores": score(vectors, artists),
             "by_source": {source: score(vectors[sources == source], artists[sources == source]) for source in sorted(set(sources.tolist()))}}
+
+
+def random_gram(model: Path, examples: list[Example]) -> np.ndarray:
+    """The classic texture representation (Gatys et al.) on a random network: Gram matrices
+    (upper triangles) of the outputs of its first and second stages. On the CPU: it is small."""
+    embedder = Embedder(model, device="cpu", precision="fp32")  # its preprocessing; the trunk is used unfused
+    trunk = load_encoder(model)[0].trunk.eval()
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, len(examples), 64):
+            batch = np.stack([embedder.preprocess(load_image(e.path)) for e in examples[start : start + 64]])
+            x = (torch.from_numpy(batch).permute(0, 3, 1, 2).float() - embedder.mean) / embedder.std
+            x = trunk.maxpool(trunk.relu(trunk.bn1(trunk.conv1(x))))
+            grams = []
+            for layer in (trunk.layer1, trunk.layer2):
+                x = layer(x)
+                maps = x.flatten(2)
+                gram = maps @ maps.transpose(1, 2) / maps.shape[2]
+                upper = torch.triu_indices(gram.shape[1], gram.shape[1])
+                grams.append(gram[:, upper[0], upper[1]])
+            rows.append(torch.cat(grams, 1).numpy())
+    return np.concatenate(rows)
 
 
 def held_out_split(examples: list[Example], listing: Path) -> tuple[list[Example], list[Example]]:
@@ -147,6 +170,8 @@ def main() -> None:
         save_encoder(args.out / "random-meanstd.pt", random_net, name="random-meanstd", version="0", trained=False)
         results["random network mean/std"] = {**evaluate(partial(vectors_for, args.out / "random-meanstd.pt")),
                                               "minutes": 0}
+    if "random network Gram" not in results:  # the same random network's feature maps
+        results["random network Gram"] = {**evaluate(partial(random_gram, args.out / "random-meanstd.pt")), "minutes": 0}
     for model in args.compare:
         if str(model) not in results:
             results[str(model)] = {**evaluate(partial(vectors_for, model)), "minutes": 0}

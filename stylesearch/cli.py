@@ -778,10 +778,12 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
 @click.option("--dim", default=256, show_default=True,
               help="Most discriminant directions of the statistics kept (at most artists - 1).")
 @click.option("--cnn-weight", default=0.75, show_default=True,
-              help="Weight of the encoder's mu against the statistics (1: equal shares of the distance; 0: statistics only).")
+              help="Weight of the encoder's own embedding (mu) against the statistics: 1 = equal shares of "
+                   "the distance, 0 = statistics only (with --no-normalise: mu's share of the variance is "
+                   "this weight squared).")
 @click.option("--normalise/--no-normalise", default=True, show_default=True,
-              help="Scale each part (statistics' directions, mu) to unit length before weighting: "
-                   "compares how works are drawn, not how much ink or colour they hold.")
+              help="Scale each part (the statistics' directions; the encoder's mu) to unit length before "
+                   "weighting, so works are compared by how they are drawn, not by how much ink or colour they hold.")
 @click.option("--shrinkage", default="auto", show_default=True,
               help="Covariance shrinkage between 0 and 1, or auto (Ledoit-Wolf).")
 @click.option("--name", default="stylesearch-style", show_default=True, help="Model name stored in the checkpoint.")
@@ -792,10 +794,11 @@ def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: f
          name: str, model_version: str, as_json: bool) -> None:
     """Fuse a trained encoder with hand-made style statistics (palette, strokes, texture).
 
-    The embedding becomes [the statistics' most discriminant directions, the encoder's mu],
-    each part scaled to unit length and mu weighted by --cnn-weight, the directions found by
-    linear discriminant analysis on artist-labelled DATA (same forms as `train finetune`).
-    Closed form: minutes on a CPU, no epochs.
+    The embedding becomes [the statistics' most discriminant directions, the encoder's own
+    embedding (mu)], each part scaled to unit length (unless --no-normalise) and mu weighted
+    by --cnn-weight; the directions are found by linear discriminant analysis on
+    artist-labelled DATA (same forms as `train finetune`). Closed form: minutes on a CPU,
+    no epochs.
 
     \b
       stylesearch train fuse artists/ --init style.pt --out fused.pt

@@ -176,6 +176,13 @@ def test_a_file_that_grows_while_read_is_read_whole_or_refused(tmp_path, monkeyp
         imaging.read_limited(fh, 800)
 
 
+def test_a_small_file_costs_its_size_not_the_limit(tmp_path):
+    path = tmp_path / "small.bin"
+    path.write_bytes(bytes(10_000))
+    with open(path, "rb") as fh:
+        assert traced_peak(lambda: imaging.read_limited(fh, imaging.MAX_FILE_BYTES)) < 1 << 20
+
+
 def test_decode_from_bytes_matches_file(tmp_path):
     img = drawing(seed=9)
     path = save(img, tmp_path / "a.png")

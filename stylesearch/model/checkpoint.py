@@ -102,7 +102,10 @@ def load_encoder(path: str | os.PathLike | None = None, *, cnn_only: bool = Fals
     path = resolve_model_path(path)
     blob = read_checkpoint(path)
     meta = blob["meta"]
-    config = EncoderConfig.from_dict(meta["config"])
+    try:
+        config = EncoderConfig.from_dict(meta["config"])
+    except (TypeError, ValueError) as exc:
+        raise StyleSearchError(f"cannot load model {path}: {exc}") from None
     state = blob["encoder"]
     if cnn_only and config.fused_dim:
         config = replace(config, fused_dim=0, fused_parts=())

@@ -41,9 +41,10 @@ import torch.nn.functional as F
 from torch import nn
 
 # Bump when any statistic changes: a fused map is only valid for the layout it was fitted on
-# (1: the 237 statistics of models 2 and 3 of 2026-11-27; 2: the first 312 of these, model 4;
-# 3: these 374).
-LAYOUT = 3
+# (1: the 237 statistics of models 2 and 3 of 2026-11-27; 2: 312 statistics, before the
+# pixels were put back on the 8-bit grid, model 4; 3: these 374 with the rim's contrast set
+# to the mean brightness when there is no rim, as first committed; 4: these).
+LAYOUT = 4
 BLOCKS = {"hsv": 192, "gradients": 18, "lbp": 10, "lines": 8, "palette": 8, "colour": 1, "edges": 24, "tones": 16,
           "ink": 7, "coarse": 28, "outline": 14, "turns": 5, "detail": 5, "satlbp": 10, "pairs": 28}
 _PAPER = 245 / 255  # brighter than this in every channel = background
@@ -151,7 +152,8 @@ class StyleStatistics(nn.Module):
 
         # back on the 8-bit grid the pixels came from: the normalisation round trip leaves float
         # noise that gives black pixels a random hue and saturation and moves levels across bins
-        rgb = ((x.float().contiguous() * column(self.std) + column(self.mean)) * 255).round_().clamp_(0, 255) / 255
+        levels = ((x.float().contiguous() * column(self.std) + column(self.mean)) * 255).round_().clamp_(0, 255)
+        pixels, rgb = levels.to(torch.uint8), levels / 255
         fg = _foreground(rgb)
         grey = _grey(rgb)
         grad, magnitude = _gradient(grey)
@@ -165,7 +167,7 @@ class StyleStatistics(nn.Module):
             self._gradients(grad, magnitude, fg),
             self._lbp(grey, fg),
             self._lines(grey, magnitude, fg),
-            self._palette(rgb, saturation, value, fg),
+            self._palette(pixels, saturation, value, fg),
             self._colourfulness(rgb, fg),
             self._edge_colours(hue, saturation, value, magnitude, fg),
             self._tones(saturation, value, fg),
@@ -174,7 +176,7 @@ class StyleStatistics(nn.Module):
             self._lbp(half_grey, half_fg),
             self._outline(saturation, value, fg),
             self._turns(grad, magnitude, fg),
-            self._detail(rgb, fg),
+            self._detail(pixels, fg),
             self._lbp(saturation * 255, fg),
             self._pairs(saturation, value, fg),
         ]
@@ -229,8 +231,8 @@ class StyleStatistics(nn.Module):
         return torch.cat([_histogram(_bins(saturation, 8), fg, 8).sqrt(), _histogram(_bins(value, 8), fg, 8).sqrt()], 1)
 
     @staticmethod
-    def _palette(rgb, saturation, value, fg) -> torch.Tensor:
-        levels = (rgb * 255).to(torch.uint8) >> 5  # 8 levels per channel; uint8 is ~15x cheaper than float floor
+    def _palette(pixels, saturation, value, fg) -> torch.Tensor:
+        levels = pixels >> 5  # 8 levels per channel (uint8 shifts are ~15x cheaper than float floors)
         codes = (levels[:, 0].long() * 8 + levels[:, 1]) * 8 + levels[:, 2]
         shares = _histogram(codes, fg, 512).sort(1, descending=True).values
         covered = shares.cumsum(1)
@@ -253,6 +255,8 @@ class StyleStatistics(nn.Module):
         rim, interior = fg * (1 - inside), fg * inside
         share = rim.sum((1, 2)) / fg.sum((1, 2))
         contrast = _masked_mean_std(value, interior)[0] - _masked_mean_std(value, rim)[0]
+        # no rim (a full-bleed picture) or nothing inside it: no outline to compare, not the mean brightness
+        contrast = contrast * ((rim.sum((1, 2)) >= 4) & (interior.sum((1, 2)) >= 4))
         tones = [_histogram(_bins(value, 8), rim + 1e-4, 8).sqrt(), _histogram(_bins(saturation, 4), rim + 1e-4, 4).sqrt()]
         return torch.cat([share[:, None], *tones, contrast[:, None]], 1)
 
@@ -265,8 +269,8 @@ class StyleStatistics(nn.Module):
         return _histogram(turn, torch.minimum(strength_here, strength_there) + 1e-6, 5).sqrt()
 
     @staticmethod
-    def _detail(rgb, fg) -> torch.Tensor:
-        levels = (rgb * 255).to(torch.uint8) >> 6  # 4 levels per channel: 64 colours
+    def _detail(pixels, fg) -> torch.Tensor:
+        levels = pixels >> 6  # 4 levels per channel: 64 colours
         codes = (levels[:, 0] * 16 + levels[:, 1] * 4 + levels[:, 2]).to(torch.int16)
         n, height, width = codes.shape
         rows, cols = height // 8, width // 8

@@ -88,7 +88,9 @@ def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: in
     weight[:components, embed_dim:] = scalings.T
     weight[components:, :kept_mu] = gain * np.eye(kept_mu)
     bias = -weight @ features.mean(0)
-    parts = [(components, 1.0)] + ([(kept_mu, cnn_weight)] if kept_mu else []) if normalise else []
+    parts = []
+    if normalise:
+        parts = [(components, 1.0), (kept_mu, cnn_weight)] if kept_mu else [(components, 1.0)]
     return FittedMap(weight.astype(np.float32), bias.astype(np.float32),
                      tuple(size for size, _ in parts), tuple(w for _, w in parts))
 
