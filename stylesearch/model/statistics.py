@@ -100,6 +100,11 @@ def _gradient(grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return grad, grad.square().sum(1).sqrt()
 
 
+def _directions(grad: torch.Tensor) -> torch.Tensor:
+    """Edge orientation of every pixel in 8 bins over 0..180 degrees (uint8)."""
+    return _bins(torch.atan2(grad[:, 1], grad[:, 0]) % math.pi / math.pi, 8)
+
+
 def _stroke_widths(ink: torch.Tensor) -> torch.Tensor:
     """Histogram of stroke half-widths (1..6 px, chessboard distance) on the ridges of `ink`."""
     eroded = ink > 0
@@ -157,6 +162,7 @@ class StyleStatistics(nn.Module):
         fg = _foreground(rgb)
         grey = _grey(rgb)
         grad, magnitude = _gradient(grey)
+        directions = _directions(grad)  # shared by the orientation histogram and the turns
         hue, saturation, value = _hsv(rgb)
         half = F.avg_pool2d(rgb, 2)
         half_fg = F.max_pool2d(fg[:, None], 2)[:, 0]
@@ -164,7 +170,7 @@ class StyleStatistics(nn.Module):
         half_grad, half_magnitude = _gradient(half_grey)
         blocks = [
             self._colour_histogram(hue, saturation, value, fg),
-            self._gradients(grad, magnitude, fg),
+            self._gradients(directions, magnitude, fg),
             self._lbp(grey, fg),
             self._lines(grey, magnitude, fg),
             self._palette(pixels, saturation, value, fg),
@@ -172,10 +178,10 @@ class StyleStatistics(nn.Module):
             self._edge_colours(hue, saturation, value, magnitude, fg),
             self._tones(saturation, value, fg),
             self._relative_ink(grey, fg),
-            self._gradients(half_grad, half_magnitude, half_fg),
+            self._gradients(_directions(half_grad), half_magnitude, half_fg),
             self._lbp(half_grey, half_fg),
             self._outline(saturation, value, fg),
-            self._turns(grad, magnitude, fg),
+            self._turns(directions, magnitude, fg),
             self._detail(pixels, fg),
             self._lbp(saturation * 255, fg),
             self._pairs(saturation, value, fg),
@@ -188,9 +194,8 @@ class StyleStatistics(nn.Module):
         return _histogram(codes, fg + 1e-3, 192).sqrt()
 
     @staticmethod
-    def _gradients(grad, magnitude, fg) -> torch.Tensor:
-        angle = torch.atan2(grad[:, 1], grad[:, 0]) % math.pi
-        orientation = _histogram(_bins(angle / math.pi, 8), magnitude, 8)
+    def _gradients(directions, magnitude, fg) -> torch.Tensor:
+        orientation = _histogram(directions, magnitude, 8)
         strength = _histogram(_bins(torch.log1p(magnitude) / 7.5, 10), fg, 10)
         return torch.cat([orientation.sqrt(), strength.sqrt()], 1)
 
@@ -253,16 +258,17 @@ class StyleStatistics(nn.Module):
     def _outline(saturation, value, fg) -> torch.Tensor:
         inside = _neighbourhood(fg > 0, torch.logical_and, True).float()  # the image's edge is not a rim
         rim, interior = fg * (1 - inside), fg * inside
-        share = rim.sum((1, 2)) / fg.sum((1, 2))
-        contrast = _masked_mean_std(value, interior)[0] - _masked_mean_std(value, rim)[0]
+        rim_size, interior_size = rim.sum((1, 2)), interior.sum((1, 2))
+        share = rim_size / fg.sum((1, 2))
+        contrast = (value * interior).sum((1, 2)) / interior_size.clamp_min(1) - (value * rim).sum((1, 2)) / rim_size.clamp_min(1)
         # no rim (a full-bleed picture) or nothing inside it: no outline to compare, not the mean brightness
-        contrast = contrast * ((rim.sum((1, 2)) >= 4) & (interior.sum((1, 2)) >= 4))
+        contrast = contrast * ((rim_size >= 4) & (interior_size >= 4))
         tones = [_histogram(_bins(value, 8), rim + 1e-4, 8).sqrt(), _histogram(_bins(saturation, 4), rim + 1e-4, 4).sqrt()]
         return torch.cat([share[:, None], *tones, contrast[:, None]], 1)
 
     @staticmethod
-    def _turns(grad, magnitude, fg) -> torch.Tensor:
-        here, there = _neighbours(_bins(torch.atan2(grad[:, 1], grad[:, 0]) % math.pi / math.pi, 8))
+    def _turns(directions, magnitude, fg) -> torch.Tensor:
+        here, there = _neighbours(directions)
         strength_here, strength_there = _neighbours(magnitude * fg)
         step = (here - there) & 7  # uint8 wraps modulo 256, a multiple of 8: the step modulo 8
         turn = torch.minimum(step, 8 - step)  # orientations wrap at 180 degrees
