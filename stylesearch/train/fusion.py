@@ -6,7 +6,7 @@ artists differ most relative to how much each artist's own works vary, which is 
 nearest-neighbour search by style needs; shrinkage (Ledoit-Wolf) keeps it stable with few
 images per artist. mu is kept as it is (fitting it in as well over-fitted to the artists it
 was trained on). By default each part is then scaled to unit length and mu weighted by
-`cnn_weight` (a weighted sum of cosine distances); without normalising, mu is scaled so that
+`cnn_weight` (squared distances become cosine distances weighted by the squared weights); without normalising, mu is scaled so that
 its share of the variance is `cnn_weight` squared. On styles never seen in training this beat
 every trained CNN head we tried (models/MODEL_CARD.md).
 """
