@@ -6,7 +6,10 @@
         --synthetic bench/out/synthetic/labels.csv --out bench/out/mix --steps 400
 
 Whole real styles are held out (never trained on, never used as synthetic bases) and every
-run is validated and scored on them. Runs are `recipe:data` pairs:
+run is scored on them; it is validated (its checkpoint chosen) on them too, or, with
+`--validate-styles`, on training styles left out of training, so that no choice is made on
+the styles scored. `--complement FUSED.pt` trains every run on what that model's statistics
+miss (`train finetune --complement`). Runs are `recipe:data` pairs:
 - recipes: ours (SupCon + mean/std pooling), paper (Triplet + VAE, average pooling),
   triplet, arcface (the paper's baselines);
 - data: real, synthetic, mixed (P x K batches balanced across sources).
@@ -113,6 +116,11 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=9, help="real styles held out (split seeded by --seed)")
     parser.add_argument("--held-out-styles", type=Path,
                         help="hold out exactly these styles instead (a file of source/style lines, '#' comments)")
+    parser.add_argument("--validate-styles", type=Path,
+                        help="validate on (and choose each run's checkpoint by) these training styles, left out of "
+                             "training, instead of the held-out styles: no choice is then made on the styles scored")
+    parser.add_argument("--complement", type=Path,
+                        help="a fused model: train each CNN on what its statistics miss (train finetune --complement)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--workers", type=int, default=1, help="image decoding processes per run")
     parser.add_argument("--runs", default=DEFAULT_RUNS)
@@ -123,7 +131,7 @@ def main() -> None:
     parser.add_argument("--epoch-steps", type=int, default=0,
                         help="validate every N steps (0: after each pass over the run's images)")
     parser.add_argument("--input-size", type=int, default=128)
-    parser.add_argument("--zoom", type=float, default=2.0, help="style crops from the image loaded at zoom x input size")
+    parser.add_argument("--zoom", type=float, default=1.0, help="style crops from the image resized to zoom x input size")
     parser.add_argument("--p", type=int, default=12)
     parser.add_argument("--k", type=int, default=6)
     parser.add_argument("--lr", type=float, default=3e-4)
@@ -138,6 +146,11 @@ def main() -> None:
         real_train, held = split_by_artist(real, args.held_out, args.seed)
     synthetic = load_examples(args.synthetic)
     write_csv(args.out / "heldout.csv", held)
+    validation = args.out / "heldout.csv"
+    if args.validate_styles:
+        real_train, chosen_on = held_out_split(real_train, args.validate_styles)
+        validation = args.out / "validation.csv"
+        write_csv(validation, chosen_on)
     real_train = [e for e in real_train if source_of(e.artist) not in args.train_without]
     data = {"real": real_train, "synthetic": synthetic, "mixed": real_train + synthetic}
     console.print(f"held out: {len(held)} images of {len({e.artist for e in held})} real styles: "
@@ -185,7 +198,8 @@ def main() -> None:
         batches_per_epoch = args.epoch_steps or max(1, len(examples) // (args.p * args.k))
         config = FinetuneConfig(**RECIPES[recipe], epochs=math.ceil(args.steps / batches_per_epoch),
                                 epoch_steps=args.epoch_steps, zoom=args.zoom, p=args.p, k=args.k,
-                                lr=args.lr, input_size=args.input_size, balance="source", validate=str(args.out / "heldout.csv"),
+                                lr=args.lr, input_size=args.input_size, balance="source", validate=str(validation),
+                                complement=str(args.complement or ""),
                                 seed=args.seed, workers=args.workers, name=f"stylesearch-{recipe}-{source}")
         model = args.out / f"{recipe}-{source}.pt"
         started = time.monotonic()

@@ -194,6 +194,20 @@ def test_augmentations_give_normalised_tensors(kind):
     assert out.shape == (3, 32, 32) and out.dtype == torch.float32 and out.min() >= -1.01 and out.max() <= 1.01
 
 
+
+def test_style_crops_see_the_image_at_zoom_times_the_input_size():
+    """A 400 px square with a black frame: at zoom 1 every crop is the whole (resized) image,
+    frame included on all four sides; at zoom 4 a crop shows at most two sides of it."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (400, 400), "white")
+    ImageDraw.Draw(img).rectangle((0, 0, 399, 399), outline="black", width=40)
+    for zoom, sides in ((1.0, {4}), (4.0, {0, 1, 2})):
+        for _ in range(8):
+            out = augmentations("style", 32, (0.0,) * 3, (1.0,) * 3, zoom=zoom)(img)[0]
+            dark = [bool((edge < 0.5).all()) for edge in (out[0], out[-1], out[:, 0], out[:, -1])]
+            assert sum(dark) in sides, (zoom, dark)
+
 def test_dataset_skips_unreadable_images(tmp_path):
     good = save(drawing(), tmp_path / "g.png")
     bad = tmp_path / "b.png"
@@ -294,6 +308,80 @@ def test_epoch_loss_is_the_mean_of_the_steps_taken(styles, tmp_path):
     steps = [json.loads(line) for line in (tmp_path / "m.pt.log.jsonl").read_text().splitlines()]
     logged = [r["triplet"] for r in steps if "triplet" in r and r.get("event") is None]
     assert len(logged) == 1 and result["history"][0]["triplet"] == pytest.approx(logged[0], abs=1e-5)
+
+
+def fused_around(cnn, path, rows: int = 3, seed: int = 0):
+    """`cnn` fused with a random map of the statistics (`rows` directions) and mu as it is,
+    parts of unit length, mu weighted 0.75: the shape `train fuse` writes."""
+    from dataclasses import replace
+
+    from stylesearch.model.checkpoint import save_encoder
+    from stylesearch.model.encoder import StyleEncoder
+    from stylesearch.model.statistics import StyleStatistics
+
+    dim = cnn.config.embed_dim
+    fused = StyleEncoder(replace(cnn.config, fused_dim=rows + dim, fused_parts=(rows, dim)))
+    fused.load_state_dict(cnn.state_dict(), strict=False)  # the map's weights are set below
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        fused.fusion.weight.zero_()
+        fused.fusion.weight[:rows, dim:] = torch.randn(rows, StyleStatistics.features)
+        fused.fusion.weight[rows:, :dim] = torch.eye(dim)
+        fused.fusion.bias.zero_()
+        fused.fusion.bias[:rows] = torch.randn(rows)
+        fused.fusion_part_weights.copy_(torch.tensor([1.0, 0.75]))
+    save_encoder(path, fused.eval(), name="tiny-fused", version="1", trained=True, half=False)
+    return path
+
+
+def test_complement_gives_the_vector_search_ranks_by(tmp_path):
+    from stylesearch.model.checkpoint import load_encoder
+    from stylesearch.model.encoder import EncoderConfig, StyleEncoder
+    from stylesearch.train.complement import StatisticsPart
+
+    torch.manual_seed(3)
+    cnn = StyleEncoder(EncoderConfig(embed_dim=16, input_size=32)).eval()
+    path = fused_around(cnn, tmp_path / "fused.pt")
+    prepare = augmentations("none", 32, cnn.config.mean, cnn.config.std)
+    x = torch.stack([prepare(drawing(seed=i, style=i % 2, size=(48, 48))) for i in range(6)])
+    with torch.no_grad():
+        got = StatisticsPart(path, cnn.config)(x, cnn.embed(x))
+        expected = load_encoder(path)[0].embed(x)
+    assert got.shape == (6, 19) and torch.allclose(got, expected, atol=1e-5)
+
+
+def test_finetune_complementing_a_fused_model(styles, tmp_path):
+    from stylesearch.evaluate import score
+    from stylesearch.model.checkpoint import load_encoder, read_info
+    from stylesearch.model.encoder import EncoderConfig, StyleEncoder
+    from stylesearch.train.complement import StatisticsPart
+    from stylesearch.train.finetune import embed_examples, finetune
+
+    torch.manual_seed(4)
+    fused = fused_around(StyleEncoder(EncoderConfig(embed_dim=16, input_size=32)), tmp_path / "fused.pt")
+    examples = load_examples(styles)
+    (tmp_path / "val.csv").write_text("path,artist\n" + "".join(f"{e.path},{e.artist}\n" for e in examples[::4]))
+    config = tiny("triplet", complement=str(fused), validate=str(tmp_path / "val.csv"), epochs=2, epoch_steps=2)
+    result = finetune(examples, tmp_path / "m.pt", config, run=RunOptions(progress=False))
+    assert result["summary"]["complement"] == read_info(fused).model_id
+    assert all(math.isfinite(r["triplet"]) for r in result["history"])
+    # the checkpoint is a plain CNN (`train fuse` fits its map), validated on the fused vector
+    cnn, info = load_encoder(tmp_path / "m.pt")
+    assert info.config.fused_dim == 0
+    held = load_examples(tmp_path / "val.csv")
+    artists = sorted({e.artist for e in held})
+    vectors, labels = embed_examples(cnn, held, [artists.index(e.artist) for e in held], 32, torch.device("cpu"), 0,
+                                     StatisticsPart(fused, cnn.config))
+    assert vectors.shape[1] == 19
+    assert score(vectors, labels, restarts=3)["mAP@R"] == info.data["validation"]["mAP@R"]
+    with pytest.raises(StyleSearchError, match="metric loss"):
+        tiny("vae", complement=str(fused)).check()
+    with pytest.raises(StyleSearchError, match="--input-size 32"):
+        finetune(examples, tmp_path / "x.pt", tiny("triplet", complement=str(fused), input_size=64),
+                 run=RunOptions(progress=False, max_steps=1))
+    with pytest.raises(StyleSearchError, match="not a model fused"):
+        finetune(examples, tmp_path / "x.pt", tiny("triplet", complement=str(tmp_path / "m.pt")),
+                 run=RunOptions(progress=False, max_steps=1))
 
 
 def test_resume_continues_where_it_stopped(styles, tmp_path):

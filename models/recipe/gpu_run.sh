@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# The version-2 training comparison as one prepared call on a lent GPU (the device tool: one
-# H100/H200, 16 cores, ~7 minutes), at a scale the 2-core CPU cannot reach: every recipe of
-# bench_mix.py with P x K = 32 x 8 for $STEPS steps (validated 8 times), three runs at a time on the one GPU.
+# CNN training runs of bench_mix.py as one prepared call on a lent GPU (the device tool: one
+# H100/H200, 16 cores, one command of at most 10 minutes), at a scale the 2-core CPU cannot
+# reach: P x K = 32 x 8 for $STEPS steps, validated 8 times, up to three runs at a time.
 #
 #   (cd bench/out && tar cf - corpus3 | xz -T2 -6 > ../../.gpu/corpus3.tar.xz)   # build_corpus.py output
 #   bash models/recipe/gpu_run.sh          # on the GPU machine; OUT=folder for what comes back
 #
+# GROUPS_: ';'-separated groups "NAME RUNS [bench_mix options]", one process each (RUNS as in
+# bench_mix --runs). VALIDATE: a styles file to choose checkpoints on, left out of training
+# (bench_mix --validate-styles; empty: the held-out styles, as the first GPU run did).
 # Synthetic artists are drawn there (deterministic, 16 processes) from six training styles.
-# Leaves in $OUT: results.tar.gz (every run's results.json, table.md, training log) and the
-# best run's fp32 checkpoint (by held-out mAP@R) split into 15 MB parts (best.pt.part-*).
+# Leaves in $OUT: results.tar.gz (every group's results.json, table.md, logs) and the best
+# plain run and the best --complement run by validation mAP@R (the two validate different
+# vectors: mu alone, or mu beside the statistics), as fp16 encoder-only checkpoints in 15 MB
+# parts (GROUP-RUN.pt.part-*: what comes back is at most 64 MB).
 set -uo pipefail
-OUT=${OUT:-/tmp/gpu-out} STEPS=${STEPS:-1500} BUDGET=${BUDGET:-330} ARTISTS=${ARTISTS:-3000}
-PY=${PY:-python3} DEVICE=${DEVICE:-cuda} WORKERS=${WORKERS:-4} WORK=${WORK:-/tmp/gpu-work} ZOOM=${ZOOM:-2}
-GROUPS_=${GROUPS_:-a:ours:mixed,ours:synthetic b:ours:real,triplet:mixed c:paper:mixed,arcface:mixed}
+OUT=${OUT:-/tmp/gpu-out} STEPS=${STEPS:-1200} BUDGET=${BUDGET:-330} ARTISTS=${ARTISTS:-3000}
+PY=${PY:-python3} DEVICE=${DEVICE:-cuda} WORKERS=${WORKERS:-4} WORK=${WORK:-/tmp/gpu-work} ZOOM=${ZOOM:-1}
+VALIDATE=${VALIDATE-models/recipe/validation_styles.txt} HELD_OUT=${HELD_OUT:-models/recipe/held_out_styles.txt}
+GROUPS_=${GROUPS_:-"a paper:mixed;b paper:mixed --complement models/stylesearch-default.pt;c ours:mixed --complement models/stylesearch-default.pt"}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4  # three runs share 16 cores
 mkdir -p "$OUT" "$WORK"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
@@ -20,26 +26,39 @@ tar xJf .gpu/corpus3.tar.xz -C "$WORK" || exit 1
 C=$WORK/corpus3
 time $PY models/recipe/synthetic_artists.py --out "$WORK/synthetic" --artists "$ARTISTS" --subjects 12 --workers 16 \
     --bases "$C/emoji/twemoji" "$C/emoji/openmoji" "$C/emoji/fluent-emoji-flat" "$C/icons/Tango" "$C/icons/Paper" "$C/icons/gnome" || exit 1
-common=(--real "$C/labels.csv" --synthetic "$WORK/synthetic/labels.csv" --held-out-styles models/recipe/held_out_styles.txt
+common=(--real "$C/labels.csv" --synthetic "$WORK/synthetic/labels.csv" --held-out-styles "$HELD_OUT"
         --steps "$STEPS" --epoch-steps $(( (STEPS + 7) / 8 )) --p 32 --k 8 --zoom "$ZOOM" --workers "$WORKERS" --device "$DEVICE")
-for group in $GROUPS_; do  # out-folder:runs, one process each
-    timeout "$BUDGET" $PY bench/bench_mix.py "${common[@]}" --out "$WORK/${group%%:*}" --runs "${group#*:}" \
-        > "$WORK/${group%%:*}.log" 2>&1 &
+[ -n "$VALIDATE" ] && common+=(--validate-styles "$VALIDATE")
+IFS=';' read -ra groups <<< "$GROUPS_"
+for group in "${groups[@]}"; do
+    read -ra words <<< "$group"  # NAME RUNS [options]
+    echo "${words[*]:2}" > "$WORK/${words[0]}.options"
+    timeout "$BUDGET" $PY bench/bench_mix.py "${common[@]}" --out "$WORK/${words[0]}" --runs "${words[1]}" "${words[@]:2}" \
+        > "$WORK/${words[0]}.log" 2>&1 &
 done
 wait
 tail -n 5 "$WORK"/?.log
-best=$($PY - "$WORK" <<'PY'
-import json, sys
+(cd "$WORK" && tar czf "$OUT/results.tar.gz" ?/results.json ?/table.md ?/*.log.jsonl ?.log ?.options 2>/dev/null)
+$PY - "$WORK" "$OUT" <<'PY'
+import json, subprocess, sys
 from pathlib import Path
-rows = {}
-for results in Path(sys.argv[1]).glob("?/results.json"):
-    for run, row in json.loads(results.read_text()).items():
-        if ":" in run:
-            rows[results.parent / (run.replace(":", "-") + ".pt")] = row["scores"]["mAP@R"]
-        print(run, row["scores"], row.get("minutes"), file=sys.stderr)
-print(max(rows, key=rows.get) if rows else "")
+sys.path.insert(0, ".")
+from stylesearch.model.checkpoint import load_encoder, save_encoder
+work, out = Path(sys.argv[1]), Path(sys.argv[2])
+best = {}  # kind -> (validation mAP@R, checkpoint)
+for log in work.glob("?/*.pt.log.jsonl"):
+    scores = [r["mAP@R"] for r in map(json.loads, log.read_text().splitlines()) if r.get("event") == "epoch" and "mAP@R" in r]
+    model = log.with_name(log.name.removesuffix(".log.jsonl"))
+    kind = "complement" if "--complement" in (work / f"{log.parent.name}.options").read_text() else "plain"
+    print(model, kind, "validation mAP@R", scores, file=sys.stderr)
+    if scores and model.exists() and max(scores) > best.get(kind, (-1.0, None))[0]:
+        best[kind] = (max(scores), model)
+for kind, (value, model) in best.items():
+    encoder, info = load_encoder(model)  # mu only, fp16: what evaluation and `train fuse` need
+    target = out / f"{model.parent.name}-{model.name}"
+    save_encoder(target, encoder, name=info.name, version=info.version, trained=True, data=info.data, half=True)
+    subprocess.run(["split", "-b", "15M", str(target), f"{target}.part-"], check=True)
+    target.unlink()
+    print(f"kept {kind}: {model} (validation mAP@R {value})", file=sys.stderr)
 PY
-)
-(cd "$WORK" && tar czf "$OUT/results.tar.gz" ?/results.json ?/table.md ?/*.log.jsonl ?.log 2>/dev/null)
-[ -n "$best" ] && echo "best: $best" && split -b 15M "$best" "$OUT/best.pt.part-"
 ls -la "$OUT"

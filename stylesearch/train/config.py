@@ -57,8 +57,11 @@ class FinetuneConfig:
     validate: str = option("", "Validate on these artist-labelled images (same forms as DATA) instead of holding "
                                "out artists of DATA.")
     augment: str = option("style", "Augmentations: style, simclr or none.")
-    zoom: float = option(2.0, "Style augmentation: crops are taken from the image loaded at zoom x input size "
-                              "(1: the whole image, as search sees it).")
+    complement: str = option("", "A fused model (e.g. the bundled one): the losses then see its statistics part "
+                                 "beside mu, as search will, so the CNN learns what the statistics miss; refit "
+                                 "the map with `train fuse` afterwards. Needs triplet, supcon or arc.")
+    zoom: float = option(1.0, "Style augmentation: crops are taken from the image resized to zoom x input size "
+                              "(1: the whole image, as search sees it; 2: a quarter of it, at twice the detail).")
     input_size: int = option(224, "Training image size in pixels (a multiple of 32 with a VAE).")
     embed_dim: int = option(256, "Embedding (mu) size.")
     pooling: str = option("avg", "Feature pooling: avg (the paper's) or meanstd (channel mean/std of every stage).")
@@ -75,6 +78,8 @@ class FinetuneConfig:
             raise StyleSearchError(f"unknown balance {self.balance!r} (choose artist or source)")
         if self.zoom < 1:
             raise StyleSearchError(f"--zoom must be at least 1 (got {self.zoom})")
+        if self.complement and not self.terms() & {"triplet", "supcon", "arc"}:
+            raise StyleSearchError(f"--complement needs a metric loss (triplet, supcon or arc), not {self.loss!r}")
         if self.epoch_steps < 0:
             raise StyleSearchError(f"--epoch-steps must be 0 or more (got {self.epoch_steps})")
 

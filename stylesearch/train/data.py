@@ -143,10 +143,11 @@ class PKSampler:
             yield batch
 
 
-def augmentations(kind: str, size: int, mean: tuple, std: tuple) -> T.Compose:
+def augmentations(kind: str, size: int, mean: tuple, std: tuple, zoom: float = 1.0) -> T.Compose:
     """'simclr': the paper's SimCLR set (random resized crop, colour jitter, greyscale, blur,
-    Gaussian noise). 'style': what keeps style intact (crops at the loaded resolution, flips,
-    90-degree turns; no colour or blur changes, which erase palette and line weight).
+    Gaussian noise). 'style': what keeps style intact (the shorter side resized to zoom x
+    size, then a random size x size crop, flips, 90-degree turns; no colour or blur changes,
+    which erase palette and line weight): zoom 1 shows the whole image as search sees it.
     'none': resize and centre crop, as at inference."""
     tail = [T.ToImage(), T.ToDtype(torch.float32, scale=True)]
     norm = [T.Normalize(mean, std)]
@@ -159,7 +160,8 @@ def augmentations(kind: str, size: int, mean: tuple, std: tuple) -> T.Compose:
         ]
     elif kind == "style":
         ops = [
-            T.RandomCrop(size, pad_if_needed=True, fill=255, padding_mode="constant"), T.RandomHorizontalFlip(),
+            T.Resize(round(size * zoom)), T.RandomCrop(size, pad_if_needed=True, fill=255, padding_mode="constant"),
+            T.RandomHorizontalFlip(),
             T.RandomChoice([T.RandomRotation((a, a)) for a in (0, 90, 180, 270)]), *tail,
         ]
     elif kind == "none":

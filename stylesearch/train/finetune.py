@@ -3,7 +3,8 @@ batches, Adam; validated each epoch on held-out artists, best checkpoint kept.
 
 Loss specs: arc, triplet, vae, gmvae, arc+vae, triplet+vae (the paper's proposal), and our
 supcon, supcon+vae. Models without a VAE use mu alone, which is the paper's "one FC layer
-to a 256-d embedding".
+to a 256-d embedding". With `complement`, the metric losses and validation see mu beside a
+fused model's statistics part (complement.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..model.checkpoint import read_checkpoint, save_encoder
 from ..model.decoder import StyleDecoder
 from ..model.encoder import EncoderConfig, StyleEncoder
 from . import losses
+from .complement import StatisticsPart
 from .config import FinetuneConfig
 from .data import Example, ImageDataset, PKSampler, augmentations, collate, load_examples, source_of, split_by_artist
 from .loop import DEFAULT_RUN, RunOptions, Trainer, batches, progress_bar, seed_everything
@@ -40,8 +42,10 @@ def initial_encoder(config: FinetuneConfig, init: str | Path | None) -> StyleEnc
     return encoder
 
 
-def embed_examples(encoder: StyleEncoder, examples: list[Example], labels: list[int], size: int, device, workers: int):
-    """mu of every readable example, inference-style (no augmentation), for validation/eval."""
+def embed_examples(encoder: StyleEncoder, examples: list[Example], labels: list[int], size: int, device, workers: int,
+                   complement: StatisticsPart | None = None):
+    """mu (beside the complement's statistics part, if any) of every readable example,
+    inference-style (no augmentation), for validation/eval."""
     cfg = encoder.config
     data = ImageDataset([e.path for e in examples], labels, augmentations("none", size, cfg.mean, cfg.std), load_size=size)
     loader = torch.utils.data.DataLoader(data, batch_size=64, num_workers=workers, collate_fn=collate)
@@ -50,7 +54,9 @@ def embed_examples(encoder: StyleEncoder, examples: list[Example], labels: list[
     with torch.inference_mode():
         for batch in batches(loader):
             x, y = batch
-            vectors.append(encoder.embed(x.to(device, memory_format=torch.channels_last)).float().cpu().numpy())
+            x = x.to(device, memory_format=torch.channels_last)
+            mu = encoder.embed(x)
+            vectors.append((complement(x, mu) if complement else mu).float().cpu().numpy())
             kept.append(y.numpy())
     return np.concatenate(vectors), np.concatenate(kept)
 
@@ -75,26 +81,33 @@ def finetune(
     index = {a: i for i, a in enumerate(artists)}
     labels = [index[e.artist] for e in train]
     encoder = initial_encoder(config, init)
+    complement = StatisticsPart(config.complement, encoder.config) if config.complement else None
+    metric_dim = sum(complement.parts) if complement else config.embed_dim
     modules: dict[str, torch.nn.Module] = {"encoder": encoder}
     if terms & {"vae", "gmvae"}:
         modules["decoder"] = StyleDecoder(config.embed_dim, config.input_size)
     if "gmvae" in terms:
         modules["prior"] = losses.GaussianMixturePrior(config.embed_dim, len(artists))
     if "arc" in terms:
-        modules["arcface"] = losses.ArcFace(config.embed_dim, len(artists), config.margin, config.arc_scale)
+        modules["arcface"] = losses.ArcFace(metric_dim, len(artists), config.margin, config.arc_scale)
     trainer = Trainer(
         out, modules, lambda params: torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps), run
     )
     cfg = encoder.config
+    if complement:
+        complement.to(trainer.device)  # not a trained module: kept out of the optimiser and the saved state
     groups = {index[a]: source_of(a) for a in artists} if config.balance == "source" else None
     sampler = PKSampler(labels, config.p, config.k, config.seed, trainer.dist.rank, trainer.dist.world, groups,
                         config.epoch_steps)
-    data = ImageDataset([e.path for e in train], labels, augmentations(config.augment, config.input_size, cfg.mean, cfg.std),
+    data = ImageDataset([e.path for e in train], labels,
+                        augmentations(config.augment, config.input_size, cfg.mean, cfg.std, zoom=config.zoom),
                         load_size=round(config.input_size * (config.zoom if config.augment == "style" else 1)))
     loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, num_workers=config.workers, collate_fn=collate,
                                          persistent_workers=config.workers > 0)
     summary = {"train_images": len(train), "train_artists": len(artists), "held_out_images": len(held),
                "held_out_artists": len({e.artist for e in held}), "artists_with_fewer_than_k": len(sampler.short)}
+    if complement:
+        summary["complement"] = complement.model_id
     trainer.log(event="start", config=asdict(config), **summary)
     history = []
     with progress_bar(run.progress and trainer.is_main, f"finetune {config.loss}") as bar:
@@ -107,7 +120,7 @@ def finetune(
             for x, y in batches(loader):
                 x, y = x.to(trainer.device, memory_format=torch.channels_last), y.to(trainer.device)
                 with trainer.autocast():
-                    parts = step_losses(trainer.wrapped, terms, x, y, config)
+                    parts = step_losses(trainer.wrapped, terms, x, y, config, complement)
                 loss = sum(parts.values())
                 trainer.backward(loss)
                 seen, steps = seen + len(x), steps + 1
@@ -124,7 +137,7 @@ def finetune(
             record = {"epoch": trainer.epoch + 1, **{n: round(s / max(steps, 1), 5) for n, s in sums.items()},
                       "skipped_images": len(data.failed)}
             if held and trainer.is_main:
-                record |= validate(encoder, held, config, trainer.device)
+                record |= validate(encoder, held, config, trainer.device, complement)
             trainer.epoch += 1
             history.append(record)
             trainer.log(event="epoch", **record)
@@ -142,9 +155,12 @@ def finetune(
     return {"summary": summary, "history": history, "skipped_images": sorted(data.failed), "short_artists": sampler.short}
 
 
-def step_losses(m: dict, terms: set[str], x: torch.Tensor, y: torch.Tensor, config: FinetuneConfig) -> dict[str, torch.Tensor]:
-    """Every active loss term for one batch (weighted), keyed by name for logging."""
+def step_losses(m: dict, terms: set[str], x: torch.Tensor, y: torch.Tensor, config: FinetuneConfig,
+                complement: StatisticsPart | None = None) -> dict[str, torch.Tensor]:
+    """Every active loss term for one batch (weighted), keyed by name for logging. The
+    metric losses see mu, or mu beside the complement's statistics part."""
     mu, logvar = m["encoder"](x)
+    metric = complement(x, mu) if complement else mu.float()
     parts: dict[str, torch.Tensor] = {}
     if terms & {"vae", "gmvae"}:
         z = losses.reparameterise(mu, logvar)
@@ -154,17 +170,18 @@ def step_losses(m: dict, terms: set[str], x: torch.Tensor, y: torch.Tensor, conf
         kl = m["prior"].kl(mu, logvar, z) if "gmvae" in terms else losses.kl_standard_normal(mu, logvar)
         parts["kl"] = config.vae_weight * kl / pixels
     if "triplet" in terms:
-        parts["triplet"], _ = losses.semihard_triplet(mu.float(), y, config.margin)
+        parts["triplet"], _ = losses.semihard_triplet(metric, y, config.margin)
     if "supcon" in terms:
-        parts["supcon"] = losses.supervised_contrastive(mu.float(), y, config.temperature)
+        parts["supcon"] = losses.supervised_contrastive(metric, y, config.temperature)
     if "arc" in terms:
-        parts["arc"] = m["arcface"](mu.float(), y)
+        parts["arc"] = m["arcface"](metric, y)
     return parts
 
 
-def validate(encoder: StyleEncoder, held: list[Example], config: FinetuneConfig, device) -> dict:
+def validate(encoder: StyleEncoder, held: list[Example], config: FinetuneConfig, device,
+             complement: StatisticsPart | None = None) -> dict:
     artists = sorted({e.artist for e in held})
     labels = [artists.index(e.artist) for e in held]
-    vectors, kept = embed_examples(encoder, held, labels, config.input_size, device, config.workers)
+    vectors, kept = embed_examples(encoder, held, labels, config.input_size, device, config.workers, complement)
     scores = score(vectors, kept, seed=config.seed, restarts=3)
     return {"NMI": scores["NMI"], "mAP@R": scores["mAP@R"]}
