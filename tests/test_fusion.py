@@ -14,7 +14,7 @@ from stylesearch.errors import StyleSearchError
 from stylesearch.evaluate import retrieval_scores
 from stylesearch.model.checkpoint import load_encoder
 from stylesearch.model.encoder import EncoderConfig, StyleEncoder
-from stylesearch.model.statistics import BLOCKS, StyleStatistics, _gradient
+from stylesearch.model.statistics import BLOCKS, StyleStatistics, _directions, _gradient
 from stylesearch.train.fusion import fit_map
 
 from samples import save
@@ -64,6 +64,21 @@ def test_separable_sobel_is_the_sobel_convolution():
     assert torch.allclose(grad, reference, atol=1e-3)
     assert torch.allclose(magnitude, reference.square().sum(1).sqrt(), atol=1e-3)
 
+
+
+def test_edge_directions_are_exact_on_bin_edges_and_agree_with_atan2_elsewhere():
+    """Axis-aligned and diagonal edges, common in drawings, sit on bin edges: each bin is
+    closed at its lower end, and opposite gradients give the same orientation."""
+    gx = torch.tensor([3.0, 3.0, 0.0, -3.0, -3.0, -3.0, 0.0, 3.0, 0.0])
+    gy = torch.tensor([0.0, 3.0, 3.0, 3.0, 0.0, -3.0, -3.0, -3.0, 0.0])
+    assert _directions(torch.stack([gx, gy])[None]).tolist() == [[0, 2, 4, 6, 0, 2, 4, 6, 0]]
+    angles = torch.rand(10_000) * 2 * np.pi
+    grad = torch.stack([angles.cos(), angles.sin()])[None] * (torch.rand(10_000) * 100 + 1)
+    reference = (torch.atan2(grad[:, 1], grad[:, 0]) % np.pi / np.pi * 8).floor().clamp(0, 7)
+    edge_distance = (reference - torch.atan2(grad[:, 1], grad[:, 0]) % np.pi / np.pi * 8).abs()
+    away = (edge_distance > 1e-4) & (edge_distance < 1 - 1e-4)  # not within rounding of a bin edge
+    assert away.float().mean() > 0.99
+    assert torch.equal(_directions(grad)[away], reference[away].to(torch.uint8))
 
 def test_statistics_measure_line_width_orientation_and_colour():
     thin, thick = STATS(tensor(lines(2), lines(7)))

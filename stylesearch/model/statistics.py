@@ -43,11 +43,15 @@ from torch import nn
 # Bump when any statistic changes: a fused map is only valid for the layout it was fitted on
 # (1: the 237 statistics of models 2 and 3 of 2026-11-27; 2: 312 statistics, before the
 # pixels were put back on the 8-bit grid, model 4; 3: these 374 with the rim's contrast set
-# to the mean brightness when there is no rim, as first committed; 4: these).
-LAYOUT = 4
+# to the mean brightness when there is no rim, as first committed; 4: edge directions by
+# atan2 and divisions by constants, which gave other bins on a GPU (model 5); 5: these).
+LAYOUT = 5
 BLOCKS = {"hsv": 192, "gradients": 18, "lbp": 10, "lines": 8, "palette": 8, "colour": 1, "edges": 24, "tones": 16,
           "ink": 7, "coarse": 28, "outline": 14, "turns": 5, "detail": 5, "satlbp": 10, "pairs": 28}
 _PAPER = 245 / 255  # brighter than this in every channel = background
+_TAN_22_5, _TAN_67_5 = math.tan(math.pi / 8), math.tan(3 * math.pi / 8)
+# edge strength bins: log1p(magnitude) in tenths of 7.5, as thresholds (exact comparisons)
+_STRENGTHS = torch.tensor([math.expm1(0.75 * k) for k in range(1, 10)])
 _LBP_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
 
 
@@ -73,7 +77,7 @@ def _hsv(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     safe = chroma.clamp_min(1e-8)
     r, g, b = rgb.unbind(1)
     hue = torch.where(top == r, ((g - b) / safe) % 6, torch.where(top == g, (b - r) / safe + 2, (r - g) / safe + 4))
-    hue = torch.where(chroma > 0, hue / 6, torch.zeros_like(hue))
+    hue = torch.where(chroma > 0, hue * (1 / 6), torch.zeros_like(hue))
     saturation = torch.where(top > 0, chroma / top.clamp_min(1e-8), torch.zeros_like(top))
     return hue, saturation, top
 
@@ -101,8 +105,19 @@ def _gradient(grey: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _directions(grad: torch.Tensor) -> torch.Tensor:
-    """Edge orientation of every pixel in 8 bins over 0..180 degrees (uint8)."""
-    return _bins(torch.atan2(grad[:, 1], grad[:, 0]) % math.pi / math.pi, 8)
+    """Edge orientation of every pixel in 8 bins of 22.5 degrees over 0..180 (uint8), each
+    bin closed at its lower end. By comparisons of the two derivatives, not atan2: drawings
+    are full of exact horizontals, verticals and diagonals, which sit on bin edges, and
+    atan2's last bit differs between CPU and GPU libraries."""
+    gx, gy = grad[:, 0], grad[:, 1]
+    flip = (gy < 0) | ((gy == 0) & (gx < 0))  # the same orientation, turned into 0..180 degrees
+    gx, gy = torch.where(flip, -gx, gx), torch.where(flip, -gy, gy)
+    ax = gx.abs()
+    steeper = [gy >= _TAN_22_5 * ax, gy >= ax, gy >= _TAN_67_5 * ax]  # 0..90 degrees: [22.5, 45, 67.5] reached
+    past = [gy > _TAN_22_5 * ax, gy > ax, gy > _TAN_67_5 * ax]  # 90..180, measured from 180 down
+    rising = sum(b.to(torch.uint8) for b in steeper)
+    falling = 7 - sum(b.to(torch.uint8) for b in past)
+    return torch.where(gx > 0, rising, falling) * (gy.abs() + ax > 0)  # no edge: bin 0
 
 
 def _stroke_widths(ink: torch.Tensor) -> torch.Tensor:
@@ -158,13 +173,15 @@ class StyleStatistics(nn.Module):
         # back on the 8-bit grid the pixels came from: the normalisation round trip leaves float
         # noise that gives black pixels a random hue and saturation and moves levels across bins
         levels = ((x.float().contiguous() * column(self.std) + column(self.mean)) * 255).round_().clamp_(0, 255)
-        pixels, rgb = levels.to(torch.uint8), levels / 255
+        # multiplications, not divisions: a GPU divides by a constant through its reciprocal,
+        # and the last bit decides bins for the exact hues and levels drawings are full of
+        pixels, rgb = levels.to(torch.uint8), levels * (1 / 255)
         fg = _foreground(rgb)
         grey = _grey(rgb)
         grad, magnitude = _gradient(grey)
         directions = _directions(grad)  # shared by the orientation histogram and the turns
         hue, saturation, value = _hsv(rgb)
-        half = F.avg_pool2d(rgb, 2)
+        half = F.avg_pool2d(levels, 2) * (1 / 255)  # sums of whole levels: exact in any order
         half_fg = F.max_pool2d(fg[:, None], 2)[:, 0]
         half_grey = _grey(half)
         half_grad, half_magnitude = _gradient(half_grey)
@@ -196,7 +213,7 @@ class StyleStatistics(nn.Module):
     @staticmethod
     def _gradients(directions, magnitude, fg) -> torch.Tensor:
         orientation = _histogram(directions, magnitude, 8)
-        strength = _histogram(_bins(torch.log1p(magnitude) / 7.5, 10), fg, 10)
+        strength = _histogram(torch.bucketize(magnitude, _STRENGTHS.to(magnitude.device), right=True), fg, 10)
         return torch.cat([orientation.sqrt(), strength.sqrt()], 1)
 
     @staticmethod
