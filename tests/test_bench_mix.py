@@ -25,3 +25,18 @@ def test_listed_styles_are_held_out_and_comments_ignored(tmp_path):
     listing.write_text("# nothing\n")
     with pytest.raises(SystemExit, match="no styles listed"):
         held_out_split(examples, listing)
+
+
+def test_validation_styles_are_training_styles_apart_from_the_held_out_ones():
+    """Checkpoints chosen on models/recipe/validation_styles.txt make no choice on the styles
+    the model card scores, nor on the six synthetic-artist bases (models/recipe/gpu_run.sh)."""
+    recipe = Path(__file__).resolve().parents[1] / "models" / "recipe"
+
+    def listed(name: str) -> set[str]:
+        lines = (recipe / name).read_text().splitlines()
+        return {line.strip() for line in lines if line.strip() and not line.strip().startswith("#")}
+
+    validation, held = listed("validation_styles.txt"), listed("held_out_styles.txt")
+    bases = {"emoji/twemoji", "emoji/openmoji", "emoji/fluent-emoji-flat", "icons/Tango", "icons/Paper", "icons/gnome"}
+    assert len(validation) == 10 and not validation & held and not validation & bases
+    assert all(f"$C/{base}" in (recipe / "gpu_run.sh").read_text() for base in bases)
