@@ -110,14 +110,12 @@ def _directions(grad: torch.Tensor) -> torch.Tensor:
     are full of exact horizontals, verticals and diagonals, which sit on bin edges, and
     atan2's last bit differs between CPU and GPU libraries."""
     gx, gy = grad[:, 0], grad[:, 1]
-    flip = (gy < 0) | ((gy == 0) & (gx < 0))  # the same orientation, turned into 0..180 degrees
-    gx, gy = torch.where(flip, -gx, gx), torch.where(flip, -gy, gy)
-    ax = gx.abs()
-    steeper = [gy >= _TAN_22_5 * ax, gy >= ax, gy >= _TAN_67_5 * ax]  # 0..90 degrees: [22.5, 45, 67.5] reached
-    past = [gy > _TAN_22_5 * ax, gy > ax, gy > _TAN_67_5 * ax]  # 90..180, measured from 180 down
-    rising = sum(b.to(torch.uint8) for b in steeper)
-    falling = 7 - sum(b.to(torch.uint8) for b in past)
-    return torch.where(gx > 0, rising, falling) * (gy.abs() + ax > 0)  # no edge: bin 0
+    ax, ay = gx.abs(), gy.abs()
+    lo, hi = _TAN_22_5 * ax, _TAN_67_5 * ax
+    rising = (gx * gy > 0) | (gy == 0)  # 0..90 degrees; else 90..180, counted down from 180
+    up = (ay >= lo).to(torch.uint8) + (ay >= ax) + (ay >= hi)  # 22.5, 45, 67.5 degrees reached
+    down = (ay > lo).to(torch.uint8) + (ay > ax) + (ay > hi)  # passed, going down from 180
+    return torch.where(rising, up, 7 - down) * (ax + ay > 0)  # no edge: bin 0
 
 
 def _stroke_widths(ink: torch.Tensor) -> torch.Tensor:
