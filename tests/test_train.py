@@ -376,6 +376,8 @@ def test_finetune_complementing_a_fused_model(styles, tmp_path):
     assert score(vectors, labels, restarts=3)["mAP@R"] == info.data["validation"]["mAP@R"]
     with pytest.raises(StyleSearchError, match="metric loss"):
         tiny("vae", complement=str(fused)).check()
+    with pytest.raises(StyleSearchError, match="--complement: model file not found"):
+        tiny("triplet", complement=str(tmp_path / "missing.pt")).check()
     with pytest.raises(StyleSearchError, match="--input-size 32"):
         finetune(examples, tmp_path / "x.pt", tiny("triplet", complement=str(fused), input_size=64),
                  run=RunOptions(progress=False, max_steps=1))

@@ -3,6 +3,7 @@ field from these, with the help text below). Defaults are the paper's hyper-para
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from ..errors import StyleSearchError
@@ -80,6 +81,8 @@ class FinetuneConfig:
             raise StyleSearchError(f"--zoom must be at least 1 (got {self.zoom})")
         if self.complement and not self.terms() & {"triplet", "supcon", "arc"}:
             raise StyleSearchError(f"--complement needs a metric loss (triplet, supcon or arc), not {self.loss!r}")
+        if self.complement and not os.path.isfile(os.path.expanduser(self.complement)):
+            raise StyleSearchError(f"--complement: model file not found: {self.complement}")
         if self.epoch_steps < 0:
             raise StyleSearchError(f"--epoch-steps must be 0 or more (got {self.epoch_steps})")
 
