@@ -190,10 +190,11 @@ def main() -> None:
             results[str(model)] = {**evaluate(partial(vectors_for, model)), "minutes": 0}
     save()
 
-    for run in filter(None, args.runs.split(",")):  # --runs "": score --compare models only
+    for spec in filter(None, args.runs.split(",")):  # --runs "": score --compare models only
+        run = f"{spec}+complement" if args.complement else spec  # a plain run's results are not a complement run's
         if run in results:
             continue
-        recipe, source = run.split(":")
+        recipe, source = spec.split(":")
         examples = data[source]
         batches_per_epoch = args.epoch_steps or max(1, len(examples) // (args.p * args.k))
         config = FinetuneConfig(**RECIPES[recipe], epochs=math.ceil(args.steps / batches_per_epoch),
@@ -201,7 +202,7 @@ def main() -> None:
                                 lr=args.lr, input_size=args.input_size, balance="source", validate=str(validation),
                                 complement=str(args.complement or ""),
                                 seed=args.seed, workers=args.workers, name=f"stylesearch-{recipe}-{source}")
-        model = args.out / f"{recipe}-{source}.pt"
+        model = args.out / f"{run.replace(':', '-').replace('+', '-')}.pt"
         started = time.monotonic()
         result = finetune(examples, model, config, run=RunOptions(device=args.device, progress=False,
                                                                  resume=Path(f"{model}.state").exists(), max_steps=args.steps))

@@ -310,9 +310,9 @@ def test_epoch_loss_is_the_mean_of_the_steps_taken(styles, tmp_path):
     assert len(logged) == 1 and result["history"][0]["triplet"] == pytest.approx(logged[0], abs=1e-5)
 
 
-def fused_around(cnn, path, rows: int = 3, seed: int = 0):
-    """`cnn` fused with a random map of the statistics (`rows` directions) and mu as it is,
-    parts of unit length, mu weighted 0.75: the shape `train fuse` writes."""
+def fused_around(cnn, path, rows: int = 3, seed: int = 0, centre=None):
+    """`cnn` fused with a random map of the statistics (`rows` directions) and mu centred on
+    `centre`, parts of unit length, mu weighted 0.75: the shape `train fuse` writes."""
     from dataclasses import replace
 
     from stylesearch.model.checkpoint import save_encoder
@@ -329,6 +329,8 @@ def fused_around(cnn, path, rows: int = 3, seed: int = 0):
         fused.fusion.weight[rows:, :dim] = torch.eye(dim)
         fused.fusion.bias.zero_()
         fused.fusion.bias[:rows] = torch.randn(rows)
+        if centre is not None:
+            fused.fusion.bias[rows:] = -centre
         fused.fusion_part_weights.copy_(torch.tensor([1.0, 0.75]))
     save_encoder(path, fused.eval(), name="tiny-fused", version="1", trained=True, half=False)
     return path
@@ -341,13 +343,19 @@ def test_complement_gives_the_vector_search_ranks_by(tmp_path):
 
     torch.manual_seed(3)
     cnn = StyleEncoder(EncoderConfig(embed_dim=16, input_size=32)).eval()
-    path = fused_around(cnn, tmp_path / "fused.pt")
+    centre = torch.randn(16)
+    path = fused_around(cnn, tmp_path / "fused.pt", centre=centre)
     prepare = augmentations("none", 32, cnn.config.mean, cnn.config.std)
     x = torch.stack([prepare(drawing(seed=i, style=i % 2, size=(48, 48))) for i in range(6)])
+    part = StatisticsPart(path, cnn.config)
     with torch.no_grad():
-        got = StatisticsPart(path, cnn.config)(x, cnn.embed(x))
+        mu = cnn.embed(x)
+        training = part(x, mu)  # mu centred on the batch's mean
+        got = part.combine(part.statistics_part(x), mu, centre)  # on the map's centre: what search computes
         expected = load_encoder(path)[0].embed(x)
     assert got.shape == (6, 19) and torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(training[:, :3], got[:, :3])
+    assert torch.allclose(training[:, 3:], 0.75 * torch.nn.functional.normalize(mu - mu.mean(0)), atol=1e-6)
 
 
 def test_finetune_complementing_a_fused_model(styles, tmp_path):
@@ -396,6 +404,12 @@ def test_resume_continues_where_it_stopped(styles, tmp_path):
     assert [r["epoch"] for r in result["history"]] == [2]
     with pytest.raises(StyleSearchError, match="no saved state"):
         finetune(load_examples(styles), tmp_path / "new.pt", tiny("triplet"), run=RunOptions(progress=False, resume=True))
+    # other settings than the saved state's: a one-line error naming them, nothing overwritten
+    before = (tmp_path / "r.pt.state").read_bytes()
+    with pytest.raises(StyleSearchError, match=r"other settings \(loss: 'triplet' -> 'supcon', pooling: 'avg' -> 'meanstd'\)"):
+        finetune(load_examples(styles), tmp_path / "r.pt", tiny("supcon", pooling="meanstd", epochs=3),
+                 run=RunOptions(progress=False, resume=True))
+    assert (tmp_path / "r.pt.state").read_bytes() == before
 
 
 def test_pretrain_then_finetune_from_it(styles, tmp_path):

@@ -30,23 +30,27 @@ common=(--real "$C/labels.csv" --synthetic "$WORK/synthetic/labels.csv" --held-o
         --steps "$STEPS" --epoch-steps $(( (STEPS + 7) / 8 )) --p 32 --k 8 --zoom "$ZOOM" --workers "$WORKERS" --device "$DEVICE")
 [ -n "$VALIDATE" ] && common+=(--validate-styles "$VALIDATE")
 IFS=';' read -ra groups <<< "$GROUPS_"
+names=()
 for group in "${groups[@]}"; do
     read -ra words <<< "$group"  # NAME RUNS [options]
+    [ ${#words[@]} -eq 0 ] && continue
+    [ ${#words[@]} -ge 2 ] || { echo "GROUPS_: '$group' is not 'NAME RUNS [options]'" >&2; exit 1; }
+    names+=("${words[0]}")
     echo "${words[*]:2}" > "$WORK/${words[0]}.options"
     timeout "$BUDGET" $PY bench/bench_mix.py "${common[@]}" --out "$WORK/${words[0]}" --runs "${words[1]}" "${words[@]:2}" \
         > "$WORK/${words[0]}.log" 2>&1 &
 done
 wait
-tail -n 5 "$WORK"/?.log
-(cd "$WORK" && tar czf "$OUT/results.tar.gz" ?/results.json ?/table.md ?/*.log.jsonl ?.log ?.options 2>/dev/null)
-$PY - "$WORK" "$OUT" <<'PY'
+for name in "${names[@]}"; do tail -n 5 "$WORK/$name.log"; done
+(cd "$WORK" && tar czf "$OUT/results.tar.gz" $(for n in "${names[@]}"; do echo "$n/results.json $n/table.md $n/*.log.jsonl $n.log $n.options"; done) 2>/dev/null)
+$PY - "$WORK" "$OUT" "${names[@]}" <<'PY'
 import json, subprocess, sys
 from pathlib import Path
 sys.path.insert(0, ".")
 from stylesearch.model.checkpoint import load_encoder, save_encoder
-work, out = Path(sys.argv[1]), Path(sys.argv[2])
+work, out, names = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
 best = {}  # kind -> (validation mAP@R, checkpoint)
-for log in work.glob("?/*.pt.log.jsonl"):
+for log in (log for name in names for log in (work / name).glob("*.pt.log.jsonl")):
     scores = [r["mAP@R"] for r in map(json.loads, log.read_text().splitlines()) if r.get("event") == "epoch" and "mAP@R" in r]
     model = log.with_name(log.name.removesuffix(".log.jsonl"))
     kind = "complement" if "--complement" in (work / f"{log.parent.name}.options").read_text() else "plain"

@@ -112,7 +112,7 @@ def _directions(grad: torch.Tensor) -> torch.Tensor:
     gx, gy = grad[:, 0], grad[:, 1]
     ax, ay = gx.abs(), gy.abs()
     lo, hi = _TAN_22_5 * ax, _TAN_67_5 * ax
-    rising = (gx * gy > 0) | (gy == 0)  # 0..90 degrees; else 90..180, counted down from 180
+    rising = ((gx > 0) == (gy > 0)) & (gx != 0) | (gy == 0)  # 0..90 degrees; else 90..180, counted down from 180
     up = (ay >= lo).to(torch.uint8) + (ay >= ax) + (ay >= hi)  # 22.5, 45, 67.5 degrees reached
     down = (ay > lo).to(torch.uint8) + (ay > ax) + (ay > hi)  # passed, going down from 180
     return torch.where(rising, up, 7 - down) * (ax + ay > 0)  # no edge: bin 0

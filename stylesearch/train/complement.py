@@ -5,7 +5,11 @@ part of unit length and weighted. A CNN trained on mu alone spends its capacity 
 statistics already measure (palette, line width). Here the metric losses see that fused
 vector instead, with the statistics part fixed: the hardest negatives are the pairs the
 statistics confuse, so the gradients teach mu what they miss. `train fuse` then refits the
-map on the new CNN as usual (the statistics part does not depend on the CNN).
+map on the new CNN as usual (the statistics part does not depend on the CNN). Like the
+fitted map, which centres mu on its mean over the fitting images, mu is centred before it
+is scaled to unit length: on each batch's mean while training, on the validation images'
+mean when validating. While training, the statistics are those of the augmented view
+(turned, flipped, cropped), where search sees the upright whole image.
 """
 
 from __future__ import annotations
@@ -46,7 +50,15 @@ class StatisticsPart(nn.Module):
         self.register_buffer("part_weights", fused.fusion_part_weights.detach().float().clone())
         self.model_id = info.model_id
 
-    def forward(self, x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    def statistics_part(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused model's map of the statistics of `x` (before scaling)."""
         with torch.autocast(x.device.type, enabled=False):  # bins and thresholds must not move under bf16
-            part = torch.nn.functional.linear(self.statistics(x).float(), self.weight, self.bias)
-            return unit_parts(torch.cat([part, mu.float()], 1), self.parts, self.part_weights)
+            return torch.nn.functional.linear(self.statistics(x).float(), self.weight, self.bias)
+
+    def combine(self, part: torch.Tensor, mu: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+        """[part, mu - centre], each scaled to unit length and weighted as the fused model does."""
+        return unit_parts(torch.cat([part, mu.float() - centre], 1), self.parts, self.part_weights)
+
+    def forward(self, x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        """A training batch's vectors, mu centred on the batch's mean."""
+        return self.combine(self.statistics_part(x), mu, mu.float().mean(0).detach())

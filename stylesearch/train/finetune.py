@@ -25,7 +25,7 @@ from . import losses
 from .complement import StatisticsPart
 from .config import FinetuneConfig
 from .data import Example, ImageDataset, PKSampler, augmentations, collate, load_examples, source_of, split_by_artist
-from .loop import DEFAULT_RUN, RunOptions, Trainer, batches, progress_bar, seed_everything
+from .loop import DEFAULT_RUN, RunOptions, Trainer, batches, progress_bar, run_settings, seed_everything
 
 
 def initial_encoder(config: FinetuneConfig, init: str | Path | None) -> StyleEncoder:
@@ -49,16 +49,20 @@ def embed_examples(encoder: StyleEncoder, examples: list[Example], labels: list[
     cfg = encoder.config
     data = ImageDataset([e.path for e in examples], labels, augmentations("none", size, cfg.mean, cfg.std), load_size=size)
     loader = torch.utils.data.DataLoader(data, batch_size=64, num_workers=workers, collate_fn=collate)
-    vectors, kept = [], []
+    mus, parts, kept = [], [], []
     encoder.eval()
     with torch.inference_mode():
         for batch in batches(loader):
             x, y = batch
             x = x.to(device, memory_format=torch.channels_last)
-            mu = encoder.embed(x)
-            vectors.append((complement(x, mu) if complement else mu).float().cpu().numpy())
+            mus.append(encoder.embed(x).float())
+            if complement:
+                parts.append(complement.statistics_part(x))
             kept.append(y.numpy())
-    return np.concatenate(vectors), np.concatenate(kept)
+        vectors = torch.cat(mus)
+        if complement:  # mu centred on these images' mean, as the fitted map centres it on its own
+            vectors = complement.combine(torch.cat(parts), vectors, vectors.mean(0))
+    return vectors.cpu().numpy(), np.concatenate(kept)
 
 
 def finetune(
@@ -91,7 +95,8 @@ def finetune(
     if "arc" in terms:
         modules["arcface"] = losses.ArcFace(metric_dim, len(artists), config.margin, config.arc_scale)
     trainer = Trainer(
-        out, modules, lambda params: torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps), run
+        out, modules, lambda params: torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps), run,
+        run_settings(config, complement=complement.model_id if complement else ""),
     )
     cfg = encoder.config
     if complement:

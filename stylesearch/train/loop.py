@@ -9,7 +9,7 @@ import random
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,14 @@ class RunOptions:
 
 
 DEFAULT_RUN = RunOptions()
+# settings a run may change when it resumes: how long it goes on, how it loads, what it is called
+RESUMABLE = frozenset({"epochs", "workers", "name", "version"})
+
+
+def run_settings(config, **extra) -> dict:
+    """What a resumed run must share with the saved state: the config's fields but RESUMABLE
+    ones, plus `extra` (e.g. the id of a model the run depends on)."""
+    return {k: v for k, v in asdict(config).items() if k not in RESUMABLE} | extra
 
 
 class Trainer:
@@ -57,6 +65,7 @@ class Trainer:
         modules: dict[str, nn.Module],
         optimizer_factory,
         run: RunOptions,
+        settings: dict | None = None,
     ) -> None:
         self.out = Path(out)
         self.run = run
@@ -74,6 +83,7 @@ class Trainer:
         self.step = 0
         self.best: float | None = None
         self.amp = self.device.type == "cuda"
+        self.settings = settings
         if run.resume:
             self.restore()
 
@@ -85,6 +95,12 @@ class Trainer:
         if not self.state_path.is_file():
             raise StyleSearchError(f"--resume: no saved state at {self.state_path}")
         state = torch.load(self.state_path, map_location=self.device, weights_only=False)  # our own file
+        saved = state.get("settings")
+        if saved is not None and self.settings is not None and saved != self.settings:
+            changed = ", ".join(f"{k}: {saved.get(k)!r} -> {self.settings.get(k)!r}"
+                                for k in sorted(set(saved) | set(self.settings)) if saved.get(k) != self.settings.get(k))
+            raise StyleSearchError(f"--resume: {self.state_path} was saved with other settings ({changed}); "
+                                   "run with the saved ones, or without --resume to start afresh")
         for name, module in self.modules.items():
             module.load_state_dict(state["modules"][name])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -102,6 +118,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "best": self.best,
+            "settings": self.settings,
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
         }
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")

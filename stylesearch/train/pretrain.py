@@ -17,7 +17,7 @@ from ..model.encoder import EncoderConfig, StyleEncoder
 from .config import PretrainConfig
 from .data import ImageDataset, augmentations, collate
 from .lars import LARS
-from .loop import DEFAULT_RUN, RunOptions, Trainer, batches, progress_bar, seed_everything
+from .loop import DEFAULT_RUN, RunOptions, Trainer, batches, progress_bar, run_settings, seed_everything
 from .losses import nt_xent
 
 
@@ -44,7 +44,7 @@ def pretrain(
     steps_per_epoch = max(1, len(loader))
     total, warmup = steps_per_epoch * config.epochs, steps_per_epoch * config.warmup_epochs
     trainer = Trainer(out, {"trunk": encoder.trunk, "projector": projection_head(encoder.trunk.features, config.projection_dim)},
-                      lambda params: LARS(params, lr=config.lr, weight_decay=config.weight_decay), run)
+                      lambda params: LARS(params, lr=config.lr, weight_decay=config.weight_decay), run, run_settings(config))
 
     def learning_rate(step: int) -> float:
         if step < warmup:
