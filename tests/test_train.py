@@ -355,6 +355,9 @@ def test_complement_gives_the_vector_search_ranks_by(tmp_path):
         expected = load_encoder(path)[0].embed(x)
     assert got.shape == (6, 19) and torch.allclose(got, expected, atol=1e-5)
     assert torch.allclose(training[:, :3], got[:, :3])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # as training runs it (CUDA's works alike)
+        autocast_training = part(x, mu)
+    assert autocast_training.dtype == torch.float32 and torch.allclose(autocast_training, training, atol=1e-6)
     assert torch.allclose(training[:, 3:], 0.75 * torch.nn.functional.normalize(mu - mu.mean(0)), atol=1e-6)
 
 
