@@ -663,7 +663,8 @@ def _config_options(config_cls):
         for f in reversed([f for f in dataclasses.fields(config_cls) if f.type in ("int", "float", "str")]):
             kind = {"int": int, "float": float, "str": str}[f.type]
             fn = click.option(f"--{f.name.replace('_', '-')}", f.name, type=kind, default=None,
-                              help=f"{f.metadata.get('help', '')} [default: {f.default}]")(fn)
+                              metavar=f.metadata.get("metavar"),
+                              help=f"{f.metadata.get('help', '')} [default: {f.default if f.default != '' else 'none'}]")(fn)
         return click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                             help="TOML file with any of these options (underscored names).")(fn)
 

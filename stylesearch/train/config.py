@@ -11,8 +11,8 @@ from ..errors import StyleSearchError
 LOSS_SPECS = ("arc", "triplet", "vae", "gmvae", "arc+vae", "triplet+vae", "supcon", "supcon+vae")
 
 
-def option(default, help: str):  # noqa: A002 - mirrors click's keyword
-    return field(default=default, metadata={"help": help})
+def option(default, help: str, metavar: str | None = None):  # noqa: A002 - mirrors click's keyword
+    return field(default=default, metadata={"help": help, "metavar": metavar})
 
 
 @dataclass
@@ -56,11 +56,12 @@ class FinetuneConfig:
     vae_weight: float = option(1.0, "Weight of L_VAE (computed per pixel, keeping the paper's reconstruction:KL ratio).")
     held_out: float = option(0.1, "Artists held out for validation: a fraction (<1) or a count.")
     validate: str = option("", "Validate on these artist-labelled images (same forms as DATA) instead of holding "
-                               "out artists of DATA.")
+                               "out artists of DATA.", metavar="DATA")
     augment: str = option("style", "Augmentations: style, simclr or none.")
     complement: str = option("", "A fused model (e.g. the bundled one): the losses then see its statistics part "
                                  "beside mu, as search will, so the CNN learns what the statistics miss; refit "
-                                 "the map with `train fuse` afterwards. Needs triplet, supcon or arc.")
+                                 "the map with `train fuse` afterwards. Needs triplet, supcon or arc.",
+                             metavar="FUSED.pt")
     zoom: float = option(1.0, "Style augmentation: crops are taken from the image resized to zoom x input size "
                               "(1: the whole image, as search sees it; 2: a quarter of it, at twice the detail).")
     input_size: int = option(224, "Training image size in pixels (a multiple of 32 with a VAE).")
