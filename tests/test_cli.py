@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,6 +110,16 @@ def test_expected_errors_are_one_line_with_exit_1(runner, comics, indexed, args,
     assert result.exit_code == 1
     assert message in result.output and len(result.output.strip().splitlines()) == 1
 
+
+
+def test_an_unreadable_query_is_named_in_its_one_line_error(runner, comics, tmp_path):
+    invoke(runner, "index", comics)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a picture")
+    good = next(Path(comics).rglob("*.png"))
+    for args in (["similar", str(broken)], ["morph", str(good), str(broken)]):
+        result = invoke(runner, *args)
+        assert result.exit_code == 1 and result.output.strip() == f"Error: {broken}: not a recognised image format"
 
 def test_console_script_errors_without_traceback(env, tmp_path):
     script = os.path.join(os.path.dirname(sys.executable), "stylesearch")

@@ -53,7 +53,10 @@ def query_vector(library: Library, query: str | os.PathLike, model: Path | None,
             f"the library was indexed with model {library.model_id}, not {embedder.info.model_id}: "
             "run `stylesearch index` with this model (or pick the library's model with --model)"
         )
-    return embedder.embed_file(path), (row.id if row else None)
+    try:
+        return embedder.embed_file(path), (row.id if row else None)
+    except ImageLoadError as exc:  # name the file: morph has two queries
+        raise ImageLoadError(f"{os.fsdecode(path)}: {exc}") from None
 
 
 def dhash(path: str | bytes | os.PathLike) -> int | None:
