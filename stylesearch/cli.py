@@ -686,12 +686,15 @@ def _make_config(config_cls, config_file: Path | None, options: dict):
 
 @cli.group()
 def train() -> None:
-    """Retrain the style model on your own images (the paper's two stages).
+    """Retrain the style model on your own images: the paper's two stages, then the fusion
+    with style statistics that the bundled model uses (models/MODEL_CARD.md).
 
     \b
       stylesearch train pretrain DATA/ --out simclr.pt
       stylesearch train finetune DATA/ --init simclr.pt --loss triplet+vae --out style.pt
-      stylesearch index ~/Comics --model style.pt
+      stylesearch train fuse DATA/ --init style.pt --out fused.pt
+      stylesearch --model fused.pt eval TEST/ --baseline
+      stylesearch --model fused.pt index ~/Comics
     """
 
 

@@ -121,6 +121,20 @@ def test_an_unreadable_query_is_named_in_its_one_line_error(runner, comics, tmp_
         result = invoke(runner, *args)
         assert result.exit_code == 1 and result.output.strip() == f"Error: {broken}: not a recognised image format"
 
+
+def test_every_readme_example_parses():
+    """Each `stylesearch ...` line of the README's examples is accepted as written (options in
+    their place); --help stops it before it runs. Lines listing alternatives (a | b) are skipped."""
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    examples = [shlex.split(line.split("#")[0])[1:]
+                for line in readme.splitlines() if line.startswith("    stylesearch ") and " | " not in line]
+    assert len(examples) >= 15
+    for args in examples:
+        result = CliRunner().invoke(cli, [*args, "--help"])
+        assert result.exit_code == 0, (args, result.output)
+
 def test_console_script_errors_without_traceback(env, tmp_path):
     script = os.path.join(os.path.dirname(sys.executable), "stylesearch")
     broken = tmp_path / "broken.png"
