@@ -53,7 +53,7 @@ def main() -> None:
         diff = (cpu[:, offset : offset + size] - gpu[:, offset : offset + size]).abs().amax(1)
         results["blocks"][name] = {"max": float(diff.max()), "images_over_1e-4": int((diff > 1e-4).sum())}
         offset += size
-    _, held = held_out_split(load_examples(args.data), args.held_out_styles)
+    _, held = held_out_split(examples, args.held_out_styles)
     for device in ("cpu", "cuda"):
         embedder = Embedder(args.model, device=device, precision="fp32")
         rows = list(embedder.stream([e.path for e in held]))
