@@ -20,6 +20,9 @@ and cached in OUT/features.npz. Three measurements:
    on them + every synthetic artist, or on the synthetic artists only; whole set, per
    source, and our own drawings in tests/data/style_check), beside the CNN alone, the raw
    statistics and the colour histogram.
+3. The learned head (`--head-epochs`, `--head-weights`; the map otherwise as `train fuse`
+   makes it: unit parts, CNN weight 0.75, every synthetic artist): the same folds scored by
+   mAP@R and NMI, then the held-out styles once per variant.
 
 Results: OUT/results.json and OUT/table.md; OUT/fit.csv lists the training styles and every
 synthetic artist, the data `stylesearch train fuse` fits the bundled model's map on.
@@ -30,6 +33,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +93,8 @@ def main() -> None:
                              "the first one is used for the --ablate run (measurement 0)")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--ablate", action="store_true", help="also measure 0. (each statistics block left out)")
+    parser.add_argument("--head-epochs", default="0,15,30", help="learned heads to measure in 3. (0: none)")
+    parser.add_argument("--head-weights", default="0.625,1.25,2.5", help="weights of the head's part in 3.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -112,12 +119,18 @@ def main() -> None:
         return (np.concatenate([features["train"][mask], features["synthetic"][chosen]]),
                 np.concatenate([labels["train"][mask], labels["synthetic"][chosen]]))
 
+    def folds(pool: np.ndarray):
+        """(fitting rows, test rows) of the training styles: each fold's styles under `pool` are
+        scored, every other training style is fitted on."""
+        for _, test in GroupKFold(args.folds).split(np.zeros(pool.sum()), groups=labels["train"][pool]):
+            fit_mask = ~np.isin(labels["train"], list(set(labels["train"][pool][test])))
+            yield fit_mask, ~fit_mask
+
     def cross_validate(columns: np.ndarray, pool: np.ndarray, count: int, weight: float, normalise: bool) -> float:
         """Mean mAP@R over folds of the training styles under `pool`, each scored with a map
         fitted on the feature `columns` of every other training style + `count` synthetic artists."""
         fold_scores = []
-        for _, test in GroupKFold(args.folds).split(np.zeros(pool.sum()), groups=labels["train"][pool]):
-            fit_mask = ~np.isin(labels["train"], list(set(labels["train"][pool][test])))
+        for fit_mask, _ in folds(pool):
             x, y = fitting_data(fit_mask, count)
             fitted = fit_map(x[:, columns], list(y), int((columns < embed_dim).sum()), cnn_weight=weight,
                              normalise=normalise)
@@ -173,13 +186,40 @@ def main() -> None:
                 held_out[name] = evaluate(lambda g, f=fitted: f.apply(features[g]))
                 console.print(f"{name}: mAP@R {held_out[name]['scores']['mAP@R']}")
 
-    (args.out / "results.json").write_text(json.dumps({"ablation": ablation, "selection": selection, "held_out": held_out},
-                                                      indent=2))
+    # 3. the learned head: one head per fold and epoch count, its part weighted afterwards
+    head_epochs = [int(e) for e in args.head_epochs.split(",")]
+    head_weights = [float(w) for w in args.head_weights.split(",")]
+
+    def head_variants(fitted, epochs: int) -> dict[str, object]:
+        if not epochs:
+            return {"no head": fitted}
+        return {f"head {epochs} epochs, weight {w}": replace(fitted, part_weights=(*fitted.part_weights[:-1], w))
+                for w in head_weights}
+
+    fold_scores = defaultdict(list)
+    for fit_mask, test_mask in folds(pool):
+        x, y = fitting_data(fit_mask, len(synthetic_artists))
+        for epochs in head_epochs:
+            for name, fitted in head_variants(fit_map(x, list(y), embed_dim, head_epochs=epochs), epochs).items():
+                fold_scores[name].append(score(fitted.apply(features["train"][test_mask]), labels["train"][test_mask]))
+    head_selection = [{"variant": name, **{m: round(float(np.mean([s[m] for s in runs])), 2) for m in ("mAP@R", "NMI")}}
+                      for name, runs in fold_scores.items()]
+    console.print(head_selection)
+    x, y = fitting_data(every, len(synthetic_artists))
+    for epochs in head_epochs:
+        for name, fitted in head_variants(fit_map(x, list(y), embed_dim, head_epochs=epochs), epochs).items():
+            held_out[f"fused, {name}"] = evaluate(lambda g, f=fitted: f.apply(features[g]))
+            console.print(f"fused, {name}: {held_out[f'fused, {name}']['scores']}")
+
+    (args.out / "results.json").write_text(json.dumps({"ablation": ablation, "selection": selection,
+                                                       "head_selection": head_selection, "held_out": held_out}, indent=2))
     lines = ["| statistics block left out | cv mAP@R |", "|---|---|"]
     lines += [f"| {row['left out']} | {row['cv mAP@R']} |" for row in ablation]
     lines += ["", "| unit parts | synthetic artists | cnn weight | cv mAP@R |", "|---|---|---|---|"]
     lines += [f"| {row['unit parts']} | {row['synthetic artists']} | {row['cnn weight']} | {row['cv mAP@R']} |"
               for row in selection]
+    lines += ["", "| fused map variant | cv mAP@R | cv NMI |", "|---|---|---|"]
+    lines += [f"| {row['variant']} | {row['mAP@R']} | {row['NMI']} |" for row in head_selection]
     columns = ("ACC", "ARI", "NMI", "P@10", "mAP@R")
     lines += ["", f"| embedding | {' | '.join(columns)} | {' | '.join(sources)} | drawings |", "|---" * (len(columns) + len(sources) + 2) + "|"]
     for name, row in held_out.items():

@@ -788,21 +788,26 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
 @click.option("--normalise/--no-normalise", default=True, show_default=True,
               help="Scale each part (the statistics' directions; the encoder's mu) to unit length before "
                    "weighting, so works are compared by how they are drawn, not by how much ink or colour they hold.")
+@click.option("--head-epochs", default=15, show_default=True,
+              help="Epochs (passes over DATA) of the learned head, a small network on the same features that "
+                   "adds a third part; 0 = the linear map only. Normalised parts only.")
+@click.option("--head-weight", default=1.25, show_default=True,
+              help="Weight of the learned head's part (the statistics' directions weigh 1).")
 @click.option("--shrinkage", default="auto", show_default=True,
               help="Covariance shrinkage between 0 and 1, or auto (Ledoit-Wolf).")
 @click.option("--name", default="stylesearch-style", show_default=True, help="Model name stored in the checkpoint.")
 @click.option("--version", "model_version", default="1", show_default=True, help="Model version stored in the checkpoint.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @pass_state
-def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: float, normalise: bool, shrinkage: str,
-         name: str, model_version: str, as_json: bool) -> None:
+def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: float, normalise: bool,
+         head_epochs: int, head_weight: float, shrinkage: str, name: str, model_version: str, as_json: bool) -> None:
     """Fuse a trained encoder with hand-made style statistics (palette, strokes, texture).
 
     The embedding becomes [the statistics' most discriminant directions, the encoder's own
-    embedding (mu)], each part scaled to unit length (unless --no-normalise) and mu weighted
-    by --cnn-weight; the directions are found by linear discriminant analysis on
-    artist-labelled DATA (same forms as `train finetune`). Closed form: minutes on a CPU,
-    no epochs.
+    embedding (mu), a learned head], each part scaled to unit length (unless --no-normalise,
+    which also leaves the head out) and weighted by --cnn-weight and --head-weight; the
+    directions are found by linear discriminant analysis on artist-labelled DATA (same forms
+    as `train finetune`), the head is trained on the same images. Minutes on a CPU.
 
     \b
       stylesearch train fuse artists/ --init style.pt --out fused.pt
@@ -821,12 +826,14 @@ def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: f
         shrinkage = value
     if dim < 1:
         raise StyleSearchError(f"--dim must be at least 1 (got {dim})")
-    if not 0 <= cnn_weight < math.inf:
-        raise StyleSearchError(f"--cnn-weight must be 0 or more (got {cnn_weight})")
+    for option, value in (("--cnn-weight", cnn_weight), ("--head-weight", head_weight), ("--head-epochs", head_epochs)):
+        if not 0 <= value < math.inf:
+            raise StyleSearchError(f"{option} must be 0 or more (got {value})")
     if not out.parent.is_dir():
         raise StyleSearchError(f"--out: folder not found: {out.parent}")
     result = run(load_examples(data), init, out, dim=dim, cnn_weight=cnn_weight, shrinkage=shrinkage, normalise=normalise,
-                 device=state.settings.device, name=name, version=model_version)
+                 head_epochs=head_epochs, head_weight=head_weight, device=state.settings.device, name=name,
+                 version=model_version)
     _finish_training(result, out, as_json)
 
 

@@ -86,10 +86,7 @@ class Embedder:
 
         model.trunk = fuse(model.trunk)
         self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last)
-        if hasattr(self.model, "fusion"):  # a fitted map rounded to bf16 moves rankings; it is tiny
-            self.model.fusion.float()
-            if hasattr(self.model, "fusion_part_weights"):
-                self.model.fusion_part_weights = self.model.fusion_part_weights.float()
+        self.model.keep_fusion_float()
         self.mean = torch.tensor(self.info.config.mean, device=self.device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(self.info.config.std, device=self.device).view(1, 3, 1, 1) * 255
 

@@ -187,6 +187,28 @@ def test_fit_map_finds_the_discriminant_statistics_and_weighs_mu():
             assert retrieval_scores(stats_part, labels)["mAP@R"] > max(0.9, raw + 0.2)
 
 
+def test_the_learned_head_tells_apart_artists_with_two_looks_that_the_linear_map_cannot():
+    """Each artist draws in two opposite looks, so every artist's mean is the same: the
+    discriminant directions have nothing to go on, the head learns the looks."""
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(3), 40)
+    looks = np.tile([1.0, -1.0], 60)[:, None]
+    centres = rng.normal(size=(3, 6)) * 3
+    stats = rng.normal(size=(len(labels), 10))
+    stats[:, :6] += looks * centres[labels]
+    features = np.concatenate([rng.normal(size=(len(labels), 4)), stats], 1).astype(np.float32)
+    artists = [f"a{i}" for i in labels]
+    fitted = fit_map(features, artists, embed_dim=4, dim=8, head_epochs=5, head_hidden=64)
+    assert fitted.parts == (2, 4, 8) and fitted.part_weights == (1.0, 0.75, 1.25)
+    fused = fitted.apply(features)
+    assert np.allclose(np.linalg.norm(fused[:, 6:], axis=1), 1.25, atol=1e-5)
+    assert retrieval_scores(fused[:, 6:], labels)["mAP@R"] > 0.8 > 0.3 > retrieval_scores(fused[:, :2], labels)["mAP@R"]
+    again = fit_map(features, artists, embed_dim=4, dim=8, head_epochs=5, head_hidden=64)
+    assert np.array_equal(again.apply(features), fused)  # seeded: the same data gives the same model
+    assert fit_map(features, artists, embed_dim=4, head_epochs=5, normalise=False).head is None  # raw map: no head
+    assert fit_map(features, artists, embed_dim=4, head_epochs=5, head_weight=0).parts == (2, 4)
+
+
 def test_normalised_parts_must_cover_the_fused_output():
     for dim in (10, 0):
         with pytest.raises(ValueError, match="do not add up"):
@@ -223,24 +245,28 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
                                  "--version", "7", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)["summary"]
-    assert summary["fusion_artists"] == 4 and summary["fusion_images"] == 20 and summary["fusion_dim"] == 3 + 16
+    assert summary["fusion_artists"] == 4 and summary["fusion_images"] == 20 and summary["fusion_dim"] == 3 + 16 + 256
     model, info = load_encoder(out)
-    assert info.config.fused_dim == 19 and info.config.output_dim == 19 and info.version == "7"
+    assert info.config.fused_dim == 275 and info.config.output_dim == 275 and info.version == "7"
     embedder = Embedder(out, precision="fp32", workers=1)
-    assert embedder.dim == 19
+    assert embedder.dim == 275
     paths = sorted(painters.rglob("*.png"))
     vectors = np.stack([v for _, v, _ in embedder.stream(paths)])
     labels = np.array([p.parent.name for p in paths])
     # the fitted directions separate the artists; the random tiny network's mu does not
     plain = np.stack([v for _, v, _ in Embedder(tiny_model, precision="fp32", workers=1).stream(paths)])
     assert retrieval_scores(vectors[:, :3], labels)["mAP@R"] > 0.9 > retrieval_scores(plain, labels)["mAP@R"]
-    # the map is what the checkpoint says: [directions of the statistics, mu], each part of
-    # unit length, mu weighted by --cnn-weight (default 0.75)
+    # the map is what the checkpoint says: [directions of the statistics, mu, the learned head],
+    # each part of unit length, mu weighted by --cnn-weight (default 0.75), the head by --head-weight (1.25)
     features = torch.from_numpy(np.stack([v for _, v, _ in embedder.stream(paths, features=True)]))
-    linear = torch.nn.functional.linear(features, model.fusion.weight, model.fusion.bias).detach()
-    assert info.config.fused_parts == (3, 16) and model.fusion_part_weights.tolist() == [1.0, 0.75]
-    expected = torch.cat([torch.nn.functional.normalize(linear[:, :3]), 0.75 * torch.nn.functional.normalize(linear[:, 3:])], 1)
+    with torch.no_grad():
+        linear = torch.nn.functional.linear(features, model.fusion.weight, model.fusion.bias)
+        learned = model.fusion_head(features)
+    assert info.config.fused_parts == (3, 16, 256) and model.fusion_part_weights.tolist() == [1.0, 0.75, 1.25]
+    normalize = torch.nn.functional.normalize
+    expected = torch.cat([normalize(linear[:, :3]), 0.75 * normalize(linear[:, 3:]), 1.25 * normalize(learned)], 1)
     assert np.allclose(vectors, expected.numpy(), atol=1e-4)
+    assert retrieval_scores(vectors[:, 19:], labels)["mAP@R"] > 0.9  # the head alone separates them too
     bf16 = np.stack([v for _, v, _ in Embedder(out, precision="bf16", workers=1).stream(paths)])
     cosine = (bf16 * vectors).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(vectors, axis=1)
     assert cosine.min() > 0.99
@@ -251,10 +277,11 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
     assert all(json.loads(line)["path"].startswith(str(paths[0].parent)) for line in found.output.splitlines())
     # refitting a fused model replaces its map rather than stacking a second one
     again = runner.invoke(cli, ["train", "fuse", str(painters), "--init", str(out), "--out", str(tmp_path / "re.pt"),
-                                "--cnn-weight", "0"])
+                                "--cnn-weight", "0", "--head-epochs", "0"])
     assert again.exit_code == 0, again.output
     assert f"Wrote {tmp_path / 're.pt'}" in again.output  # the plain (not --json) ending works
-    assert load_encoder(tmp_path / "re.pt")[1].config.fused_dim == 3
+    linear_model, linear_info = load_encoder(tmp_path / "re.pt")  # statistics' directions only
+    assert linear_info.config.fused_parts == (3,) and not hasattr(linear_model, "fusion_head")
     # --no-normalise: the map's output as it is
     plain_map = runner.invoke(cli, ["train", "fuse", str(painters), "--init", str(out), "--out", str(tmp_path / "raw.pt"),
                                     "--no-normalise"])
@@ -271,7 +298,8 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
 def test_a_map_fitted_on_other_statistics_is_refused_with_a_way_out(painters, tmp_path, env, tiny_model):
     """Models fused before the statistics changed must not be read with the new ones."""
     out = tmp_path / "fused.pt"
-    assert CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model), "--out", str(out)]).exit_code == 0
+    assert CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model), "--out", str(out),
+                                    "--head-epochs", "0"]).exit_code == 0
     blob = torch.load(out, weights_only=True)
     blob["encoder"]["statistics_layout"] = torch.tensor(1)
     torch.save(blob, out)
@@ -279,7 +307,8 @@ def test_a_map_fitted_on_other_statistics_is_refused_with_a_way_out(painters, tm
     assert result.exit_code != 0 and "another version of the style statistics" in result.output
     assert "stylesearch train fuse" in result.output
     # ... and refitting from it works: only its CNN is used
-    again = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(out), "--out", str(tmp_path / "new.pt")])
+    again = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(out), "--out", str(tmp_path / "new.pt"),
+                                     "--head-epochs", "0"])
     assert again.exit_code == 0, again.output
     assert load_encoder(tmp_path / "new.pt")[1].config.fused_dim == 19
 
@@ -289,6 +318,8 @@ def test_a_map_fitted_on_other_statistics_is_refused_with_a_way_out(painters, tm
     (["--shrinkage", "1.5"], "--shrinkage must be auto or a number"),
     (["--cnn-weight", "-1"], "--cnn-weight must be 0 or more"),
     (["--cnn-weight", "inf"], "--cnn-weight must be 0 or more"),
+    (["--head-weight", "-0.5"], "--head-weight must be 0 or more"),
+    (["--head-epochs", "-1"], "--head-epochs must be 0 or more"),
     (["--out", "/nonexistent-folder/x.pt"], "--out: folder not found"),
     (["--dim", "0"], "--dim must be at least 1"),
 ])
@@ -310,7 +341,8 @@ def test_cli_fuse_with_two_artists_is_a_one_line_error(tmp_path, env, tiny_model
 
 def test_cli_fuse_skips_unreadable_images_and_refuses_a_non_model_init(painters, tmp_path, env, tiny_model):
     (painters / "artist0" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    result = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model), "--out", str(tmp_path / "f.pt")])
+    result = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model), "--out", str(tmp_path / "f.pt"),
+                                      "--head-epochs", "0"])
     assert result.exit_code == 0, result.output
     assert "skipped 1 unreadable image(s)" in result.output and load_encoder(tmp_path / "f.pt")[1].data["fusion_images"] == 20
     not_a_model = tmp_path / "notes.pt"

@@ -395,6 +395,16 @@ def test_finetune_complementing_a_fused_model(styles, tmp_path):
     with pytest.raises(StyleSearchError, match="not a model fused"):
         finetune(examples, tmp_path / "x.pt", tiny("triplet", complement=str(tmp_path / "m.pt")),
                  run=RunOptions(progress=False, max_steps=1))
+    from dataclasses import replace
+
+    from stylesearch.model.checkpoint import save_encoder
+
+    headed = StyleEncoder(replace(cnn.config, fused_dim=3 + 16 + 4, fused_parts=(3, 16, 4), fused_head=8))
+    headed.load_state_dict(cnn.state_dict(), strict=False)  # a learned head: its map is not what complement trains on
+    save_encoder(tmp_path / "headed.pt", headed, name="headed", version="1", trained=True)
+    with pytest.raises(StyleSearchError, match="no learned head"):
+        finetune(examples, tmp_path / "x.pt", tiny("triplet", complement=str(tmp_path / "headed.pt")),
+                 run=RunOptions(progress=False, max_steps=1))
 
 
 def test_resume_continues_where_it_stopped(styles, tmp_path):

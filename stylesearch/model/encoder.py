@@ -3,7 +3,8 @@ log-variance of a 256-d latent. The style embedding is mu; z's sampling noise on
 when training the VAE, which adds a decoder to this same module.
 
 Optionally (`fused_dim` > 0) the embedding is instead a fitted linear map of mu together with
-hand-made style statistics of the image (`statistics.py`); `stylesearch train fuse` fits it.
+hand-made style statistics of the image (`statistics.py`), optionally followed by a small
+learned head on the same features (`fused_head` > 0); `stylesearch train fuse` fits both.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ class EncoderConfig:
     # sizes of consecutive parts of the fused output that are each scaled to unit length and
     # then weighted (the weights are a buffer, saved and hashed with the map); (): used as is
     fused_parts: tuple[int, ...] = ()
+    # > 0: hidden width of a learned head on [mu, style statistics] whose output is the last
+    # fused part (the linear map gives the parts before it)
+    fused_head: int = 0
 
     def __post_init__(self) -> None:
         if self.fused_parts and sum(self.fused_parts) != self.fused_dim:
             raise ValueError(f"fused parts {self.fused_parts} do not add up to fused_dim {self.fused_dim}")
+        if self.fused_head and len(self.fused_parts) < 2:
+            raise ValueError("a fused head needs fused parts: the linear map's and the head's")
 
     @property
     def output_dim(self) -> int:
@@ -74,7 +80,11 @@ class StyleEncoder(nn.Module):
         self.fc_logvar = nn.Linear(features, config.embed_dim)
         self.statistics = StyleStatistics(config.mean, config.std)  # no weights: free unless used
         if config.fused_dim:
-            self.fusion = nn.Linear(config.embed_dim + StyleStatistics.features, config.fused_dim)
+            inputs = config.embed_dim + StyleStatistics.features
+            head_dim = config.fused_parts[-1] if config.fused_head else 0
+            self.fusion = nn.Linear(inputs, config.fused_dim - head_dim)
+            if config.fused_head:
+                self.fusion_head = fusion_head(inputs, config.fused_head, head_dim)
             # saved and hashed with the weights: a map fitted on other statistics is refused
             # on load, and a new layout gives a new model id
             self.register_buffer("statistics_layout", torch.tensor(LAYOUT))
@@ -93,11 +103,22 @@ class StyleEncoder(nn.Module):
         Embedder keeps the map's weights in float32)."""
         if not self.config.fused_dim:
             return self._mu(x)
-        weight, bias = self.fusion.weight.float(), self.fusion.bias.float()
-        fused = F.linear(self.style_features(x), weight, bias)
+        features = self.style_features(x)
+        fused = F.linear(features, self.fusion.weight.float(), self.fusion.bias.float())
+        if self.config.fused_head:
+            fused = torch.cat([fused, self.fusion_head(features)], 1)
         if not self.config.fused_parts:
             return fused
         return unit_parts(fused, self.config.fused_parts, self.fusion_part_weights.float())
+
+    def keep_fusion_float(self) -> None:
+        """Put the fitted map and head back in float32 after a cast of the whole model (why:
+        a map rounded to bf16 moves rankings; it is tiny next to the CNN)."""
+        for name, module in self.named_children():
+            if name.startswith("fusion"):
+                module.float()
+        if hasattr(self, "fusion_part_weights"):
+            self.fusion_part_weights = self.fusion_part_weights.float()
 
     def style_features(self, x: torch.Tensor) -> torch.Tensor:
         """[mu, style statistics] in float32: what the fused map is fitted on."""
@@ -105,6 +126,15 @@ class StyleEncoder(nn.Module):
 
     def _mu(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc_mu(self.norm(self.trunk(x.to(self.fc_mu.weight.dtype))))
+
+
+def fusion_head(inputs: int, hidden: int, out: int) -> nn.Sequential:
+    """The learned part of a fused embedding: one hidden layer on [mu, style statistics]
+    (standardised by its first layer). Why a non-linear head beside the linear map: an artist
+    whose works fall into several looks (an icon theme's app, document and emblem icons)
+    is not one Gaussian, which the discriminant analysis assumes."""
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(0.2),
+                         nn.Linear(hidden, out))
 
 
 def unit_parts(vectors: torch.Tensor, sizes: tuple[int, ...], weights: torch.Tensor) -> torch.Tensor:

@@ -33,9 +33,9 @@ class StatisticsPart(nn.Module):
         super().__init__()
         fused, info = load_encoder(model)
         config = info.config
-        if len(config.fused_parts) != 2:
-            raise StyleSearchError(f"--complement {model}: not a model fused with unit-length parts "
-                                   "(make one with `stylesearch train fuse`)")
+        if len(config.fused_parts) != 2 or config.fused_head:
+            raise StyleSearchError(f"--complement {model}: not a model fused with unit-length parts and no learned "
+                                   "head (make one with `stylesearch train fuse --head-epochs 0`)")
         if config.input_size != trained.input_size:
             raise StyleSearchError(f"--complement {model}: its statistics were fitted at {config.input_size} px; "
                                    f"train at --input-size {config.input_size}")
