@@ -108,7 +108,7 @@ def load_encoder(path: str | os.PathLike | None = None, *, cnn_only: bool = Fals
         raise StyleSearchError(f"cannot load model {path}: {exc}") from None
     state = blob["encoder"]
     if cnn_only and config.fused_dim:
-        config = replace(config, fused_dim=0, fused_parts=(), fused_head=0)
+        config = config.cnn_only()
         state = {k: v for k, v in state.items() if not k.startswith("fusion") and k != "statistics_layout"}
     if config.fused_dim and int(state.get("statistics_layout", 1)) != LAYOUT:
         raise StyleSearchError(f"cannot load model {path}: its fused map was fitted on another version of the style "

@@ -9,7 +9,7 @@ learned head on the same features (`fused_head` > 0); `stylesearch train fuse` f
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +48,10 @@ class EncoderConfig:
     def output_dim(self) -> int:
         """Size of the vectors the model returns (what the index stores)."""
         return self.fused_dim or self.embed_dim
+
+    def cnn_only(self) -> EncoderConfig:
+        """The same encoder without a fused map (to fit a new one, or to compare with one)."""
+        return replace(self, fused_dim=0, fused_parts=(), fused_head=0)
 
     def to_dict(self) -> dict:
         return asdict(self)
