@@ -783,14 +783,15 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
               help="Most discriminant directions of the statistics kept (at most artists - 1).")
 @click.option("--cnn-weight", default=0.75, show_default=True,
               help="Weight of the encoder's own embedding (mu) against the statistics: 1 = equal shares of "
-                   "the distance, 0 = statistics only (with --no-normalise: mu's share of the variance is "
-                   "this weight squared).")
+                   "the distance, 0 = no mu part (the head still reads mu) (with --no-normalise: mu's share "
+                   "of the variance is this weight squared).")
 @click.option("--normalise/--no-normalise", default=True, show_default=True,
               help="Scale each part (the statistics' directions; the encoder's mu) to unit length before "
                    "weighting, so works are compared by how they are drawn, not by how much ink or colour they hold.")
 @click.option("--head-epochs", default=15, show_default=True,
-              help="Epochs (passes over DATA) of the learned head, a small network on the same features that "
-                   "adds a third part; 0 = the linear map only. Normalised parts only.")
+              help="Epochs (passes over DATA, at least 1,000 batches of 256) of the learned head, a small "
+                   "network on the same features that adds a third part; 0 = the linear map only. "
+                   "Normalised parts only.")
 @click.option("--head-weight", default=2.5, show_default=True,
               help="Weight of the learned head's part (the statistics' directions weigh 1).")
 @click.option("--shrinkage", default="auto", show_default=True,
