@@ -20,9 +20,9 @@ and cached in OUT/features.npz. Three measurements:
    on them + every synthetic artist, or on the synthetic artists only; whole set, per
    source, and our own drawings in tests/data/style_check), beside the CNN alone, the raw
    statistics and the colour histogram.
-3. The learned head (`--head-epochs`, `--head-weights`; the map otherwise as `train fuse`
-   makes it: unit parts, CNN weight 0.75, every synthetic artist): the same folds scored by
-   mAP@R and NMI, then the held-out styles once per variant.
+3. With `--head-epochs`: the learned head (`--head-weights`; the map otherwise as `train fuse`
+   makes it, whatever the options of 1. and 2.: unit parts, CNN weight 0.75, every synthetic
+   artist): the same folds scored by mAP@R and NMI, then the held-out styles once per variant.
 
 Results: OUT/results.json and OUT/table.md; OUT/fit.csv lists the training styles and every
 synthetic artist, the data `stylesearch train fuse` fits the bundled model's map on.
@@ -93,7 +93,8 @@ def main() -> None:
                              "the first one is used for the --ablate run (measurement 0)")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--ablate", action="store_true", help="also measure 0. (each statistics block left out)")
-    parser.add_argument("--head-epochs", default="0,15,30", help="learned heads to measure in 3. (0: none)")
+    parser.add_argument("--head-epochs", default="", help="learned heads to measure in 3., e.g. 0,15,30 (0: none; "
+                                                         "empty: skip 3., which takes minutes per head and fold)")
     parser.add_argument("--head-weights", default="0.625,1.25,2.5", help="weights of the head's part in 3.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -187,7 +188,7 @@ def main() -> None:
                 console.print(f"{name}: mAP@R {held_out[name]['scores']['mAP@R']}")
 
     # 3. the learned head: one head per fold and epoch count, its part weighted afterwards
-    head_epochs = [int(e) for e in args.head_epochs.split(",")]
+    head_epochs = [int(e) for e in args.head_epochs.split(",") if e]
     head_weights = [float(w) for w in args.head_weights.split(",")]
 
     def head_variants(fitted, epochs: int) -> dict[str, object]:
@@ -197,14 +198,13 @@ def main() -> None:
                 for w in head_weights}
 
     fold_scores = defaultdict(list)
-    for fit_mask, test_mask in folds(pool):
+    for fit_mask, test_mask in folds(pool) if head_epochs else ():
         x, y = fitting_data(fit_mask, len(synthetic_artists))
         for epochs in head_epochs:
             for name, fitted in head_variants(fit_map(x, list(y), embed_dim, head_epochs=epochs), epochs).items():
                 fold_scores[name].append(score(fitted.apply(features["train"][test_mask]), labels["train"][test_mask]))
     head_selection = [{"variant": name, **{m: round(float(np.mean([s[m] for s in runs])), 2) for m in ("mAP@R", "NMI")}}
                       for name, runs in fold_scores.items()]
-    console.print(head_selection)
     x, y = fitting_data(every, len(synthetic_artists))
     for epochs in head_epochs:
         for name, fitted in head_variants(fit_map(x, list(y), embed_dim, head_epochs=epochs), epochs).items():
@@ -218,8 +218,9 @@ def main() -> None:
     lines += ["", "| unit parts | synthetic artists | cnn weight | cv mAP@R |", "|---|---|---|---|"]
     lines += [f"| {row['unit parts']} | {row['synthetic artists']} | {row['cnn weight']} | {row['cv mAP@R']} |"
               for row in selection]
-    lines += ["", "| fused map variant | cv mAP@R | cv NMI |", "|---|---|---|"]
-    lines += [f"| {row['variant']} | {row['mAP@R']} | {row['NMI']} |" for row in head_selection]
+    if head_selection:
+        lines += ["", "| fused map variant | cv mAP@R | cv NMI |", "|---|---|---|"]
+        lines += [f"| {row['variant']} | {row['mAP@R']} | {row['NMI']} |" for row in head_selection]
     columns = ("ACC", "ARI", "NMI", "P@10", "mAP@R")
     lines += ["", f"| embedding | {' | '.join(columns)} | {' | '.join(sources)} | drawings |", "|---" * (len(columns) + len(sources) + 2) + "|"]
     for name, row in held_out.items():

@@ -780,7 +780,8 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
               help="The trained encoder whose mu is fused with the style statistics.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint to write.")
 @click.option("--dim", default=256, show_default=True,
-              help="Most discriminant directions of the statistics kept (at most artists - 1).")
+              help="Most discriminant directions of the statistics kept (at most artists - 1); also the "
+                   "size of the learned head's output.")
 @click.option("--cnn-weight", default=0.75, show_default=True,
               help="Weight of the encoder's own embedding (mu) against the statistics: 1 = equal shares of "
                    "the distance, 0 = no mu part (the head still reads mu) (with --no-normalise: mu's share "

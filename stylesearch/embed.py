@@ -85,8 +85,7 @@ class Embedder:
         from torch.fx.experimental.optimization import fuse  # conv+BN folding for inference
 
         model.trunk = fuse(model.trunk)
-        self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last)
-        self.model.keep_fusion_float()
+        self.model = model.to(self.device, memory_format=torch.channels_last).cast_for_inference(self.dtype)
         self.mean = torch.tensor(self.info.config.mean, device=self.device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(self.info.config.std, device=self.device).view(1, 3, 1, 1) * 255
 

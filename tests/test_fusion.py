@@ -15,7 +15,7 @@ from stylesearch.evaluate import retrieval_scores
 from stylesearch.model.checkpoint import load_encoder
 from stylesearch.model.encoder import EncoderConfig, StyleEncoder
 from stylesearch.model.statistics import BLOCKS, StyleStatistics, _directions, _gradient
-from stylesearch.train.fusion import fit_map
+from stylesearch.train.fusion import fit_map, train_head
 
 from samples import save
 
@@ -189,24 +189,52 @@ def test_fit_map_finds_the_discriminant_statistics_and_weighs_mu():
 
 def test_the_learned_head_tells_apart_artists_with_two_looks_that_the_linear_map_cannot():
     """Each artist draws in two opposite looks, so every artist's mean is the same: the
-    discriminant directions have nothing to go on, the head learns the looks."""
+    discriminant directions have nothing to go on, the head learns the looks. Scored on works
+    it was not fitted on."""
     rng = np.random.default_rng(2)
-    labels = np.repeat(np.arange(3), 40)
-    looks = np.tile([1.0, -1.0], 60)[:, None]
-    centres = rng.normal(size=(3, 6)) * 3
+    labels = np.repeat(np.arange(3), 160)
+    looks = np.tile([1.0, 1.0, -1.0, -1.0], 120)[:, None]
+    centres = rng.normal(size=(3, 6)) * 4
     stats = rng.normal(size=(len(labels), 10))
     stats[:, :6] += looks * centres[labels]
     features = np.concatenate([rng.normal(size=(len(labels), 4)), stats], 1).astype(np.float32)
     artists = [f"a{i}" for i in labels]
-    fitted = fit_map(features, artists, embed_dim=4, dim=8, head_epochs=5, head_hidden=64)
+    fit, test = np.arange(len(labels)) % 2 == 0, np.arange(len(labels)) % 2 == 1  # both looks on each side
+    def fitted_on_half():
+        return fit_map(features[fit], list(np.array(artists)[fit]), embed_dim=4, dim=8, head_epochs=5, head_hidden=64)
+
+    fitted = fitted_on_half()
     assert fitted.parts == (2, 4, 8) and fitted.part_weights == (1.0, 0.75, 2.5)
-    fused = fitted.apply(features)
+    fused = fitted.apply(features[test])
     assert np.allclose(np.linalg.norm(fused[:, 6:], axis=1), 2.5, atol=1e-5)
-    assert retrieval_scores(fused[:, 6:], labels)["mAP@R"] > 0.8 > 0.3 > retrieval_scores(fused[:, :2], labels)["mAP@R"]
-    again = fit_map(features, artists, embed_dim=4, dim=8, head_epochs=5, head_hidden=64)
-    assert np.array_equal(again.apply(features), fused)  # seeded: the same data gives the same model
+    held = labels[test]
+    head, linear = retrieval_scores(fused[:, 6:], held)["mAP@R"], retrieval_scores(fused[:, :2], held)["mAP@R"]
+    assert head > 0.7 > 0.3 > linear and head > retrieval_scores(stats[test], held)["mAP@R"] + 0.2  # raw: ~0.49
+    assert np.array_equal(fitted_on_half().apply(features[test]), fused)  # seeded: the same data gives the same model
     assert fit_map(features, artists, embed_dim=4, head_epochs=5, normalise=False).head is None  # raw map: no head
     assert fit_map(features, artists, embed_dim=4, head_epochs=5, head_weight=0).parts == (2, 4)
+
+
+def test_the_head_reads_raw_features_whatever_their_scale_and_ignores_what_never_varied():
+    """The standardisation is folded into the head's first layer: a head fitted on features
+    scaled by 100 and shifted gives the same output on those features; a statistic that was
+    constant over the fitting images (a library where nobody uses that colour) is left out, so
+    a query that has it does not swamp the head."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 6)).astype(np.float32)
+    artists = [f"a{i % 4}" for i in range(60)]
+    x[:, 5] = 0.25  # never varies
+    before = torch.random.get_rng_state()
+    plain = train_head(x, artists, hidden=16, dim=4, epochs=1, min_steps=50)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's random state is left alone
+    scaled = train_head(x * 100 + 50, artists, hidden=16, dim=4, epochs=1, min_steps=50)
+    with torch.no_grad():
+        out = plain(torch.from_numpy(x))
+        assert torch.allclose(scaled(torch.from_numpy(x * 100 + 50)), out, atol=1e-3)
+        odd = x.copy()
+        odd[:, 5] = 0.9
+        assert torch.equal(plain(torch.from_numpy(odd)), out)
+        assert plain[0].weight[:, 5].abs().max() == 0
 
 
 def test_normalised_parts_must_cover_the_fused_output():
@@ -214,6 +242,8 @@ def test_normalised_parts_must_cover_the_fused_output():
         with pytest.raises(ValueError, match="do not add up"):
             EncoderConfig(arch="resnet18", fused_dim=dim, fused_parts=(3, 4))
     assert StyleEncoder(EncoderConfig(fused_dim=7, fused_parts=(3, 4))).fusion_part_weights.tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="a fused head needs fused parts"):
+        EncoderConfig(fused_dim=7, fused_head=16)
 
 
 def test_fit_map_needs_three_artists():
@@ -270,6 +300,9 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
     bf16 = np.stack([v for _, v, _ in Embedder(out, precision="bf16", workers=1).stream(paths)])
     cosine = (bf16 * vectors).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(vectors, axis=1)
     assert cosine.min() > 0.99
+    # bf16 inference keeps the map in float32 as saved (not rounded to bf16 and widened back):
+    # the statistics' part, which reads no CNN output, is the fp32 one
+    assert np.allclose(bf16[:, :3], vectors[:, :3], atol=1e-6)
     # search and eval run on it
     assert runner.invoke(cli, ["--model", str(out), "index", str(painters)]).exit_code == 0
     found = runner.invoke(cli, ["--model", str(out), "similar", str(paths[0]), "-k", "3", "--json"])

@@ -362,8 +362,10 @@ def test_complement_gives_the_vector_search_ranks_by(tmp_path):
 
 
 def test_finetune_complementing_a_fused_model(styles, tmp_path):
+    from dataclasses import replace
+
     from stylesearch.evaluate import score
-    from stylesearch.model.checkpoint import load_encoder, read_info
+    from stylesearch.model.checkpoint import load_encoder, read_info, save_encoder
     from stylesearch.model.encoder import EncoderConfig, StyleEncoder
     from stylesearch.train.complement import StatisticsPart
     from stylesearch.train.finetune import embed_examples, finetune
@@ -395,12 +397,9 @@ def test_finetune_complementing_a_fused_model(styles, tmp_path):
     with pytest.raises(StyleSearchError, match="not a model fused"):
         finetune(examples, tmp_path / "x.pt", tiny("triplet", complement=str(tmp_path / "m.pt")),
                  run=RunOptions(progress=False, max_steps=1))
-    from dataclasses import replace
-
-    from stylesearch.model.checkpoint import save_encoder
-
-    headed = StyleEncoder(replace(cnn.config, fused_dim=3 + 16 + 4, fused_parts=(3, 16, 4), fused_head=8))
-    headed.load_state_dict(cnn.state_dict(), strict=False)  # a learned head: its map is not what complement trains on
+    # two parts, the second a learned head (`train fuse --cnn-weight 0`): no mu part to complement
+    headed = StyleEncoder(replace(cnn.config, fused_dim=3 + 16, fused_parts=(3, 16), fused_head=8))
+    headed.load_state_dict(cnn.state_dict(), strict=False)
     save_encoder(tmp_path / "headed.pt", headed, name="headed", version="1", trained=True)
     with pytest.raises(StyleSearchError, match="no learned head"):
         finetune(examples, tmp_path / "x.pt", tiny("triplet", complement=str(tmp_path / "headed.pt")),

@@ -115,14 +115,13 @@ class StyleEncoder(nn.Module):
             return fused
         return unit_parts(fused, self.config.fused_parts, self.fusion_part_weights.float())
 
-    def keep_fusion_float(self) -> None:
-        """Put the fitted map and head back in float32 after a cast of the whole model (why:
-        a map rounded to bf16 moves rankings; it is tiny next to the CNN)."""
-        for name, module in self.named_children():
-            if name.startswith("fusion"):
-                module.float()
-        if hasattr(self, "fusion_part_weights"):
-            self.fusion_part_weights = self.fusion_part_weights.float()
+    def cast_for_inference(self, dtype: torch.dtype) -> StyleEncoder:
+        """Cast the CNN to `dtype` and leave the fitted map and head as loaded, in float32
+        (why: a map rounded to bf16 moves rankings; it is tiny next to the CNN)."""
+        for name, child in self.named_children():
+            if not name.startswith("fusion"):
+                child.to(dtype)
+        return self
 
     def style_features(self, x: torch.Tensor) -> torch.Tensor:
         """[mu, style statistics] in float32: what the fused map is fitted on."""

@@ -119,13 +119,22 @@ def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: in
 def train_head(features: np.ndarray, artists: list[str], *, hidden: int, dim: int, epochs: int, seed: int = 0,
                batch: int = 256, lr: float = 1e-3, min_steps: int = 1000) -> torch.nn.Sequential:
     """A `fusion_head` trained to tell the artists apart (cosine softmax, scale 16; one-cycle
-    Adam; batches drawn at random, at least `min_steps` of them, so a library of a few dozen
-    works trains as well as the corpus). Its first layer absorbs the standardisation of the
-    features, so the model feeds it raw [mu, statistics]."""
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # the layers' initial weights and dropout
+    Adam; batches drawn at random, at least `min_steps` of them, so a small library gets
+    enough updates too). Its first layer absorbs the standardisation of the features, so the
+    model feeds it raw [mu, statistics]. A feature constant over the fitting images is left
+    out (weight 0), and a scale under 1e-3 counts as 1e-3: a query that differs there from
+    every fitting image must not swamp the head."""
+    with torch.random.fork_rng():  # seeded without touching the caller's random state
+        torch.manual_seed(seed)
+        return _train_head(features, artists, hidden, dim, epochs, batch, lr, min_steps, seed)
+
+
+def _train_head(features: np.ndarray, artists: list[str], hidden: int, dim: int, epochs: int, batch: int, lr: float,
+                min_steps: int, seed: int) -> torch.nn.Sequential:
+    generator = torch.Generator().manual_seed(seed)  # the batches; the global stream: weights and dropout
     x = torch.from_numpy(np.asarray(features, np.float32))
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    mean, std = x.mean(0), x.std(0)
+    std = torch.where(std > 1e-6, std.clamp_min(1e-3), torch.inf)
     x = (x - mean) / std
     _, labels = np.unique(np.asarray(artists), return_inverse=True)
     y = torch.from_numpy(labels)
@@ -158,7 +167,7 @@ def fuse(
     cnn_weight: float = 0.75,
     shrinkage: float | str = "auto",
     normalise: bool = True,
-    head_epochs: int = 0,
+    head_epochs: int = 15,
     head_weight: float = 2.5,
     device: str = "auto",
     name: str = "stylesearch-style",
