@@ -27,9 +27,8 @@ from stylesearch.embed import Embedder  # noqa: E402
 from stylesearch.evaluate import score  # noqa: E402
 from stylesearch.imaging import load_image  # noqa: E402
 from stylesearch.model import statistics as st  # noqa: E402
+from stylesearch.model.checkpoint import read_info  # noqa: E402
 from stylesearch.train.data import augmentations, load_examples  # noqa: E402
-
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def main() -> None:
@@ -44,10 +43,12 @@ def main() -> None:
         sys.exit("no CUDA device: nothing to compare")
     examples = load_examples(args.data)
     step = max(1, len(examples) // args.images)
-    prepare = augmentations("none", 128, MEAN, STD)
-    x = torch.stack([prepare(load_image(e.path, 128)) for e in examples[::step][: args.images]])
+    config = read_info(args.model).config  # the statistics of the images as the model sees them
+    prepare = augmentations("none", config.input_size, config.mean, config.std)
+    x = torch.stack([prepare(load_image(e.path, config.input_size)) for e in examples[::step][: args.images]])
     results: dict = {"blocks": {}, "held_out": {}}
-    cpu, gpu = st.StyleStatistics(MEAN, STD)(x), st.StyleStatistics(MEAN, STD)(x.cuda()).cpu()
+    statistics = st.StyleStatistics(config.mean, config.std)
+    cpu, gpu = statistics(x), statistics(x.cuda()).cpu()
     offset = 0
     for name, size in st.BLOCKS.items():
         diff = (cpu[:, offset : offset + size] - gpu[:, offset : offset + size]).abs().amax(1)

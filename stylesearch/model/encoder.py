@@ -103,17 +103,17 @@ class StyleEncoder(nn.Module):
         """The style embedding: mu (the logvar head is skipped: inference never needs it), or
         the fused map of mu and the style statistics when the model has one. `x` may be
         float32 for a bf16 model: the CNN gets it in the model's dtype, the statistics and
-        the fitted map run in float32 (bf16 would move pixels across their bins; the
-        Embedder keeps the map's weights in float32)."""
+        the fitted map run in float32 (bf16 would move pixels across their bins;
+        `cast_for_inference` keeps the map's weights in float32)."""
         if not self.config.fused_dim:
             return self._mu(x)
         features = self.style_features(x)
-        fused = F.linear(features, self.fusion.weight.float(), self.fusion.bias.float())
+        fused = self.fusion(features)
         if self.config.fused_head:
             fused = torch.cat([fused, self.fusion_head(features)], 1)
         if not self.config.fused_parts:
             return fused
-        return unit_parts(fused, self.config.fused_parts, self.fusion_part_weights.float())
+        return unit_parts(fused, self.config.fused_parts, self.fusion_part_weights)
 
     def cast_for_inference(self, dtype: torch.dtype) -> StyleEncoder:
         """Cast the CNN to `dtype` and leave the fitted map and head as loaded, in float32

@@ -125,32 +125,27 @@ def train_head(features: np.ndarray, artists: list[str], *, hidden: int, dim: in
     out (weight 0), and a scale under 1e-3 counts as 1e-3: a query that differs there from
     every fitting image must not swamp the head."""
     with torch.random.fork_rng():  # seeded without touching the caller's random state
-        torch.manual_seed(seed)
-        return _train_head(features, artists, hidden, dim, epochs, batch, lr, min_steps, seed)
-
-
-def _train_head(features: np.ndarray, artists: list[str], hidden: int, dim: int, epochs: int, batch: int, lr: float,
-                min_steps: int, seed: int) -> torch.nn.Sequential:
-    generator = torch.Generator().manual_seed(seed)  # the batches; the global stream: weights and dropout
-    x = torch.from_numpy(np.asarray(features, np.float32))
-    mean, std = x.mean(0), x.std(0)
-    std = torch.where(std > 1e-6, std.clamp_min(1e-3), torch.inf)
-    x = (x - mean) / std
-    _, labels = np.unique(np.asarray(artists), return_inverse=True)
-    y = torch.from_numpy(labels)
-    head = fusion_head(x.shape[1], hidden, dim)
-    loss_fn = ArcFace(dim, int(y.max()) + 1, margin=0.0, scale=16.0)
-    optimiser = torch.optim.AdamW([*head.parameters(), *loss_fn.parameters()], lr=lr, weight_decay=1e-4)
-    steps = max(min_steps, epochs * len(x) // batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps)
-    head.train()
-    for _ in range(steps):
-        picked = torch.randint(len(x), (batch,), generator=generator)
-        loss = loss_fn(head(x[picked]), y[picked])
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
+        torch.manual_seed(seed)  # the layers' initial weights and dropout
+        generator = torch.Generator().manual_seed(seed)  # the batches
+        x = torch.from_numpy(np.asarray(features, np.float32))
+        mean, std = x.mean(0), x.std(0)
+        std = torch.where(std > 1e-6, std.clamp_min(1e-3), torch.inf)
+        x = (x - mean) / std
+        _, labels = np.unique(np.asarray(artists), return_inverse=True)
+        y = torch.from_numpy(labels)
+        head = fusion_head(x.shape[1], hidden, dim)
+        loss_fn = ArcFace(dim, int(y.max()) + 1, margin=0.0, scale=16.0)
+        optimiser = torch.optim.AdamW([*head.parameters(), *loss_fn.parameters()], lr=lr, weight_decay=1e-4)
+        steps = max(min_steps, epochs * len(x) // batch)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps)
+        head.train()
+        for _ in range(steps):
+            picked = torch.randint(len(x), (batch,), generator=generator)
+            loss = loss_fn(head(x[picked]), y[picked])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
     first = head[0]
     with torch.no_grad():  # head(x_std) == head'(x): W' = W / std, b' = b - W' mean
         first.weight /= std
