@@ -68,3 +68,16 @@ def test_one_font_label_per_family_regular_face_only():
                           ("GentiumAlt", "Regular"), ("Roboto Condensed", "Regular"), ("Standard Symbols PS", "Regular"),
                           ("Linux Libertine Display O", "Regular")]:
         assert build_corpus.font_label(family, style) is None, (family, style)
+
+
+def test_an_icon_set_gives_one_variant_concepts_first():
+    # a set drawn in two weights: the variant naming more concepts wins, and nothing of the other is taken
+    names = {"home-bold", "house-linear", "search-linear", "user-linear", "heart-bold", "star-linear",
+             "zebra-linear", "yak-linear", "xylophone-bold", "camera-front"}
+    chosen = build_corpus.set_icons(names, 6)
+    assert chosen == {"home": "house-linear", "search": "search-linear", "user": "user-linear", "star": "star-linear",
+                      "yak-linear": "yak-linear", "zebra-linear": "zebra-linear"}
+    # a set that names few concepts its own way is filled from its own icons, spread, up to the count
+    odd = {f"pictogram-{i:03d}" for i in range(100)} | {"heart"}
+    filled = build_corpus.set_icons(odd, 5)
+    assert len(filled) == 5 and filled["heart"] == "heart" and "pictogram-075" in filled.values()

@@ -12,6 +12,8 @@ committed; only this recipe is.
 
 Sources:
 - emoji: 12 @iconify-json emoji sets from npm (SVG, rendered with resvg-py).
+- iconsets: @iconify-json UI and illustration icon sets from npm (colour and one-colour):
+  the same everyday concepts (home, camera, heart ...) drawn by each set's designers.
 - icons: 15 freedesktop icon themes from Debian (`apt-get download` + `dpkg-deb -x`): the
   same icon names (folder, user-home, edit-copy ...) drawn by each theme's artists.
 - chess: the piece sets of Debian's pychess (the same 12 pieces per set).
@@ -49,6 +51,41 @@ ICON_THEMES = {
     "yaru-theme-icon": "Yaru",
 }
 RESERVED = re.compile(r"card|aisleriot|pysol|dicebear", re.I)
+# @iconify-json UI and illustration sets, one per design family (a family's near-identical
+# releases such as fa6/fa7 or bx/boxicons give one set); "-color" sets and the like are in colour
+ICON_SETS = (
+    "streamline-ultimate-color", "streamline-plump-color", "streamline-freehand-color", "streamline-kameleon-color",
+    "streamline-stickies-color", "streamline-flex-color", "streamline-sharp-color", "streamline-cyber-color",
+    "streamline-color", "fluent-color", "icon-park", "marketeq", "flat-color-icons", "meteocons", "flat-ui",
+    "solar", "tabler", "mingcute", "ri", "iconoir", "lucide", "uil", "majesticons", "pixelarticons",
+    "akar-icons", "typcn", "humbleicons", "ph", "clarity", "streamline-freehand", "octicon", "heroicons",
+    "pepicons-pencil", "pepicons-pop", "carbon", "ion", "ant-design", "bi", "mdi", "game-icons", "healthicons", "la",
+    "entypo", "fa6-solid", "fontisto", "simple-line-icons", "feather", "icon-park-outline", "teenyicons",
+    "hugeicons", "dinkie-icons", "basil", "iconamoon", "system-uicons", "zondicons", "bx", "eva", "jam", "gg",
+)
+ICONSET_IMAGES = 36  # per set: enough drawings of one look, without one set outweighing the others
+# everyday concepts and their usual spellings in icon sets (first spelling found wins)
+ICON_CONCEPTS = {
+    "home": ("home", "house"), "search": ("search", "magnifier", "magnifying-glass", "zoom"),
+    "user": ("user", "person", "account", "profile"), "settings": ("settings", "gear", "cog", "setting"),
+    "heart": ("heart", "love"), "star": ("star",), "camera": ("camera", "photo-camera"), "mail": ("mail", "email", "envelope", "letter"),
+    "bell": ("bell", "notification"), "calendar": ("calendar", "date"), "trash": ("trash", "delete", "bin", "garbage"),
+    "lock": ("lock", "padlock"), "cloud": ("cloud",), "download": ("download",), "upload": ("upload",),
+    "pencil": ("pencil", "edit", "pen"), "book": ("book",), "bookmark": ("bookmark",), "chat": ("chat", "message", "comment"),
+    "clock": ("clock", "time", "watch"), "folder": ("folder",), "file": ("file", "document"), "image": ("image", "picture", "photo"),
+    "music": ("music", "music-note", "note"), "phone": ("phone", "call", "telephone"), "map": ("map",), "globe": ("globe", "world", "earth"),
+    "link": ("link", "chain"), "flag": ("flag",), "gift": ("gift", "present"), "key": ("key",), "bulb": ("bulb", "lightbulb", "light-bulb", "idea"),
+    "sun": ("sun", "sunny"), "moon": ("moon",), "car": ("car", "automobile"), "cart": ("cart", "shopping-cart", "basket"),
+    "printer": ("printer", "print"), "play": ("play",), "microphone": ("microphone", "mic"), "video": ("video", "film", "movie"),
+    "wifi": ("wifi", "wireless"), "battery": ("battery",), "umbrella": ("umbrella",), "coffee": ("coffee", "cup", "mug"),
+    "fire": ("fire", "flame"), "leaf": ("leaf", "plant"), "tree": ("tree",), "paperclip": ("paperclip", "attachment", "clip"),
+    "scissors": ("scissors", "cut"), "tag": ("tag", "label"), "trophy": ("trophy", "award", "cup-trophy"), "rocket": ("rocket",),
+    "eye": ("eye", "view"), "shield": ("shield",), "smile": ("smile", "emoji", "happy", "face-smile", "mood-smile"),
+    "airplane": ("airplane", "plane", "flight"), "bicycle": ("bicycle", "bike"), "truck": ("truck",), "bag": ("bag", "shopping-bag"),
+    "wallet": ("wallet",), "pin": ("pin", "location", "map-pin", "marker"), "headphones": ("headphones", "headset"),
+    "compass": ("compass",), "anchor": ("anchor",), "crown": ("crown",), "diamond": ("diamond", "gem"), "dog": ("dog",), "cat": ("cat",),
+}
+ICON_SUFFIX = r"(-(outline|outlined|line|linear|bold|solid|fill|filled|regular|light|thin|duotone|broken|rounded|round|sharp|o|alt|flat|duo|\d+))*"
 
 
 def centred(img: Image.Image, side: int) -> Image.Image:
@@ -95,28 +132,83 @@ def svg_image(svg: str | bytes, side: int) -> Image.Image:
 # --- emoji sets (npm) ----------------------------------------------------------------------
 
 
+def iconify(name: str, work: Path) -> tuple[dict, str, dict]:
+    """One @iconify-json set from npm: (icons.json, the packed file's name, info.json:
+    author and licence)."""
+    tgz = subprocess.run(["npm", "pack", "--silent", f"@iconify-json/{name}"], cwd=work, capture_output=True,
+                         text=True, check=True).stdout.strip().splitlines()[-1]
+    with tarfile.open(work / tgz) as tar:
+        return json.load(tar.extractfile("package/icons.json")), tgz, json.load(tar.extractfile("package/info.json"))
+
+
+def render_iconify(data: dict, icons: dict[str, str], folder: Path, side: int) -> None:
+    """Each icon of `icons` (file stem -> icon name) rendered to FOLDER/<stem>.png; one-colour
+    sets draw in currentColor, which resvg paints black."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, name in icons.items():
+        icon = data["icons"][name]
+        w, h = icon.get("width", data.get("width", 16)), icon.get("height", data.get("height", 16))
+        svg = f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}">{icon["body"]}</svg>'
+        centred(svg_image(svg, side), side).save(folder / f"{stem}.png")
+
+
+def _iconify_entry(source: str, name: str, tgz: str, info: dict, images: int) -> dict:
+    licence = info.get("license", {})
+    return {"source": source, "style": name, "package": f"npm @iconify-json/{name}", "version": tgz,
+            "licence": licence.get("spdx") or licence.get("title"), "author": info.get("author", {}).get("name"),
+            "images": images}
+
+
 def emoji(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
-    data = {}
-    for name in EMOJI_SETS:
-        tgz = subprocess.run(["npm", "pack", "--silent", f"@iconify-json/{name}"], cwd=work, capture_output=True,
-                             text=True, check=True).stdout.strip().splitlines()[-1]
-        with tarfile.open(work / tgz) as tar:
-            # icons.json holds the drawings; info.json the set's author and licence
-            data[name] = (json.load(tar.extractfile("package/icons.json")), tgz, json.load(tar.extractfile("package/info.json")))
+    data = {name: iconify(name, work) for name in EMOJI_SETS}
     shared = sorted(set.intersection(*(set(d["icons"]) for d, _, _ in data.values())))
     chosen = shared[:: max(1, len(shared) // subjects)][:subjects]
     manifest = []
     for name, (d, tgz, info) in data.items():
-        folder = out / "emoji" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for subject in chosen:
-            icon = d["icons"][subject]
-            w, h = icon.get("width", d.get("width", 16)), icon.get("height", d.get("height", 16))
-            svg = f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}">{icon["body"]}</svg>'
-            centred(svg_image(svg, side), side).save(folder / f"{subject}.png")
-        manifest.append({"source": "emoji", "style": name, "package": f"npm @iconify-json/{name}", "version": tgz,
-                         "licence": info.get("license", {}).get("spdx") or info.get("license", {}).get("title"),
-                         "author": info.get("author", {}).get("name"), "images": len(chosen)})
+        render_iconify(d, {subject: subject for subject in chosen}, out / "emoji" / name, side)
+        manifest.append(_iconify_entry("emoji", name, tgz, info, len(chosen)))
+    return manifest
+
+
+# --- UI and illustration icon sets (npm) -----------------------------------------------------
+
+
+def _variant(suffix: str) -> str:
+    """The look a name's suffix stands for: its variant words without numbers ('-1-flat' and
+    '-flat' -> '-flat'; '-2' -> ''), since numbers tell drawings apart, not looks."""
+    return re.sub(r"-\d+", "", suffix)
+
+
+def set_icons(names: set[str], count: int) -> dict[str, str]:
+    """file stem -> icon name for one set, `count` at most, all in the set's most common
+    variant (the suffix: none, -outline, -bold ... that names the most concepts), so a set
+    with several weights gives one look: first the everyday concepts, then other icons of
+    that variant spread over the sorted names (sets that name few concepts their own way)."""
+    found: dict[str, dict[str, str]] = {}  # suffix -> concept -> name
+    for concept, spellings in ICON_CONCEPTS.items():
+        for spelling in spellings:
+            for name in sorted(n for n in names if n == spelling or n.startswith(spelling + "-")):
+                suffix = name[len(spelling):]
+                if re.fullmatch(ICON_SUFFIX, suffix):
+                    found.setdefault(_variant(suffix), {}).setdefault(concept, name)
+    best = max(sorted(found), key=lambda variant: len(found[variant])) if found else ""
+    chosen = dict(list(found.get(best, {}).items())[:count])
+    rest = sorted(n for n in names if _variant(re.search(ICON_SUFFIX + "$", n).group(0)) == best
+                  and n not in chosen.values())
+    step = max(1, len(rest) // max(1, count - len(chosen)))
+    chosen.update((name, name) for name in rest[::step][: count - len(chosen)])
+    return chosen
+
+
+def iconsets(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
+    """UI and illustration icon sets: the same everyday concepts (home, camera, heart ...)
+    drawn by each set's designers, `subjects` per set at most (36 with the default)."""
+    manifest = []
+    for name in ICON_SETS:
+        d, tgz, info = iconify(name, work)
+        chosen = set_icons(set(d["icons"]), min(subjects, ICONSET_IMAGES))
+        render_iconify(d, chosen, out / "iconsets" / name, side)
+        manifest.append(_iconify_entry("iconsets", name, tgz, info, len(chosen)))
     return manifest
 
 
@@ -339,21 +431,24 @@ def fonts(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
     return manifest
 
 
-SOURCES = {"emoji": emoji, "icons": icons, "chess": chess, "openclipart": openclipart, "fonts": fonts}
+SOURCES = {"emoji": emoji, "iconsets": iconsets, "icons": icons, "chess": chess, "openclipart": openclipart, "fonts": fonts}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--sources", default=",".join(SOURCES))
-    parser.add_argument("--subjects", type=int, default=120, help="subjects per source (emoji: in every set; icons: in at least half the themes; "
+    parser.add_argument("--subjects", type=int, default=120, help="subjects per source (emoji: in every set; iconsets: concepts per set; icons: in at least half the themes; "
                         "openclipart: drawings per creator, at most)")
     parser.add_argument("--side", type=int, default=128)
     args = parser.parse_args()
-    manifest = []
-    for source in args.sources.split(","):
-        if RESERVED.search(source):
-            raise SystemExit(f"{source} is reserved for independent evaluation")
+    sources = args.sources.split(",")
+    if reserved := [source for source in sources if RESERVED.search(source)]:
+        raise SystemExit(f"{reserved[0]} is reserved for independent evaluation")
+    # a source added to an existing corpus keeps the other sources' manifest entries
+    previous = args.out / "manifest.json"
+    manifest = [m for m in json.loads(previous.read_text())["styles"] if m["source"] not in sources] if previous.exists() else []
+    for source in sources:
         with tempfile.TemporaryDirectory() as tmp:
             manifest += SOURCES[source](args.out, args.side, args.subjects, Path(tmp))
     (args.out / "manifest.json").write_text(json.dumps({"styles": manifest, "images": sum(m["images"] for m in manifest)}, indent=2))
