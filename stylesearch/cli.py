@@ -793,7 +793,7 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
               help="Epochs (passes over DATA, at least 1,000 batches of 256) of the learned head, a small "
                    "network on the same features that adds a third part; 0 = the linear map only. "
                    "Normalised parts only.")
-@click.option("--head-weight", default=2.5, show_default=True,
+@click.option("--head-weight", default=1.25, show_default=True,
               help="Weight of the learned head's part (the statistics' directions weigh 1).")
 @click.option("--shrinkage", default="auto", show_default=True,
               help="Covariance shrinkage between 0 and 1, or auto (Ledoit-Wolf).")

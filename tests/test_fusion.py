@@ -204,9 +204,9 @@ def test_the_learned_head_tells_apart_artists_with_two_looks_that_the_linear_map
         return fit_map(features[fit], list(np.array(artists)[fit]), embed_dim=4, dim=8, head_epochs=5, head_hidden=64)
 
     fitted = fitted_on_half()
-    assert fitted.parts == (2, 4, 8) and fitted.part_weights == (1.0, 0.75, 2.5)
+    assert fitted.parts == (2, 4, 8) and fitted.part_weights == (1.0, 0.75, 1.25)
     fused = fitted.apply(features[test])
-    assert np.allclose(np.linalg.norm(fused[:, 6:], axis=1), 2.5, atol=1e-5)
+    assert np.allclose(np.linalg.norm(fused[:, 6:], axis=1), 1.25, atol=1e-5)
     held = labels[test]
     head, linear = retrieval_scores(fused[:, 6:], held)["mAP@R"], retrieval_scores(fused[:, :2], held)["mAP@R"]
     assert head > 0.7 > 0.3 > linear and head > retrieval_scores(stats[test], held)["mAP@R"] + 0.2  # raw: ~0.49
@@ -287,14 +287,14 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
     plain = np.stack([v for _, v, _ in Embedder(tiny_model, precision="fp32", workers=1).stream(paths)])
     assert retrieval_scores(vectors[:, :3], labels)["mAP@R"] > 0.9 > retrieval_scores(plain, labels)["mAP@R"]
     # the map is what the checkpoint says: [directions of the statistics, mu, the learned head],
-    # each part of unit length, mu weighted by --cnn-weight (default 0.75), the head by --head-weight (2.5)
+    # each part of unit length, mu weighted by --cnn-weight (default 0.75), the head by --head-weight (1.25)
     features = torch.from_numpy(np.stack([v for _, v, _ in embedder.stream(paths, features=True)]))
     with torch.no_grad():
         linear = torch.nn.functional.linear(features, model.fusion.weight, model.fusion.bias)
         learned = model.fusion_head(features)
-    assert info.config.fused_parts == (3, 16, 256) and model.fusion_part_weights.tolist() == [1.0, 0.75, 2.5]
+    assert info.config.fused_parts == (3, 16, 256) and model.fusion_part_weights.tolist() == [1.0, 0.75, 1.25]
     normalize = torch.nn.functional.normalize
-    expected = torch.cat([normalize(linear[:, :3]), 0.75 * normalize(linear[:, 3:]), 2.5 * normalize(learned)], 1)
+    expected = torch.cat([normalize(linear[:, :3]), 0.75 * normalize(linear[:, 3:]), 1.25 * normalize(learned)], 1)
     assert np.allclose(vectors, expected.numpy(), atol=1e-4)
     assert retrieval_scores(vectors[:, 19:], labels)["mAP@R"] > 0.9  # the head alone separates them too
     bf16 = np.stack([v for _, v, _ in Embedder(out, precision="bf16", workers=1).stream(paths)])

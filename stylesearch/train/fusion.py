@@ -77,7 +77,7 @@ class FittedMap:
 
 def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: int = 256, cnn_weight: float = 0.75,
             shrinkage: float | str = "auto", normalise: bool = True, head_epochs: int = 0, head_hidden: int = 1024,
-            head_weight: float = 2.5, seed: int = 0) -> FittedMap:
+            head_weight: float = 1.25, seed: int = 0) -> FittedMap:
     """The fused map: features = [mu (embed_dim), statistics] -> [at most `dim` discriminant
     directions of the statistics, mu, and with `head_epochs` a learned head of `dim`],
     centred; weighted as the module docstring says."""
@@ -163,7 +163,7 @@ def fuse(
     shrinkage: float | str = "auto",
     normalise: bool = True,
     head_epochs: int = 15,
-    head_weight: float = 2.5,
+    head_weight: float = 1.25,
     device: str = "auto",
     name: str = "stylesearch-style",
     version: str = "1",
