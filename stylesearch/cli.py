@@ -795,6 +795,11 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
                    "Normalised parts only.")
 @click.option("--head-weight", default=1.25, show_default=True,
               help="Weight of the learned head's part (the statistics' directions weigh 1).")
+@click.option("--stage-statistics/--no-stage-statistics", default=False, show_default=True,
+              help="Also fit on the encoder's channel mean and standard deviation of its input and of each "
+                   "stage (1,926 values: texture at four scales as the encoder sees it); needs an encoder "
+                   "with average pooling. Off by default: with the bundled model's encoder it scored worse "
+                   "on styles the encoder never saw (models/MODEL_CARD.md).")
 @click.option("--shrinkage", default="auto", show_default=True,
               help="Covariance shrinkage between 0 and 1, or auto (Ledoit-Wolf).")
 @click.option("--name", default="stylesearch-style", show_default=True, help="Model name stored in the checkpoint.")
@@ -802,11 +807,13 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @pass_state
 def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: float, normalise: bool,
-         head_epochs: int, head_weight: float, shrinkage: str, name: str, model_version: str, as_json: bool) -> None:
+         head_epochs: int, head_weight: float, stage_statistics: bool, shrinkage: str, name: str, model_version: str,
+         as_json: bool) -> None:
     """Fuse a trained encoder with hand-made style statistics (palette, strokes, texture).
 
-    The embedding becomes [the statistics' most discriminant directions, the encoder's own
-    embedding (mu), a learned head], each part scaled to unit length (unless --no-normalise,
+    The embedding becomes [the statistics' most discriminant directions (with
+    --stage-statistics, the encoder's too), the encoder's own embedding (mu), a learned
+    head], each part scaled to unit length (unless --no-normalise,
     which also leaves the head out) and weighted by --cnn-weight and --head-weight; the
     directions are found by linear discriminant analysis on artist-labelled DATA (same forms
     as `train finetune`), the head is trained on the same images. Minutes on a CPU.
@@ -834,8 +841,8 @@ def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: f
     if not out.parent.is_dir():
         raise StyleSearchError(f"--out: folder not found: {out.parent}")
     result = run(load_examples(data), init, out, dim=dim, cnn_weight=cnn_weight, shrinkage=shrinkage, normalise=normalise,
-                 head_epochs=head_epochs, head_weight=head_weight, device=state.settings.device, name=name,
-                 version=model_version)
+                 head_epochs=head_epochs, head_weight=head_weight, stage_statistics=stage_statistics,
+                 device=state.settings.device, name=name, version=model_version)
     _finish_training(result, out, as_json)
 
 

@@ -75,8 +75,9 @@ class Embedder:
         batch_size: int = 32,
         workers: int | None = None,
         cnn_only: bool = False,
+        stage_statistics: bool = False,
     ) -> None:
-        model, self.info = load_encoder(model_path, cnn_only=cnn_only)
+        model, self.info = load_encoder(model_path, cnn_only=cnn_only, stage_statistics=stage_statistics)
         self.device = pick_device(device)
         self.dtype = pick_dtype(precision, self.device)
         self.batch_size = max(1, batch_size)

@@ -12,8 +12,10 @@ from stylesearch.cli import cli
 from stylesearch.embed import Embedder
 from stylesearch.errors import StyleSearchError
 from stylesearch.evaluate import retrieval_scores
+from stylesearch.imaging import load_image
 from stylesearch.model.checkpoint import load_encoder
 from stylesearch.model.encoder import EncoderConfig, StyleEncoder
+from stylesearch.model.resnet import STAGE_STATISTICS
 from stylesearch.model.statistics import BLOCKS, StyleStatistics, _directions, _gradient
 from stylesearch.train.fusion import fit_map, train_head
 
@@ -272,7 +274,7 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
     out = tmp_path / "fused.pt"
     runner = CliRunner()
     result = runner.invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model), "--out", str(out),
-                                 "--version", "7", "--json"])
+                                 "--version", "7", "--stage-statistics", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)["summary"]
     assert summary["fusion_artists"] == 4 and summary["fusion_images"] == 20 and summary["fusion_dim"] == 3 + 16 + 256
@@ -289,7 +291,13 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
     # the map is what the checkpoint says: [directions of the statistics, mu, the learned head],
     # each part of unit length, mu weighted by --cnn-weight (default 0.75), the head by --head-weight (1.25)
     features = torch.from_numpy(np.stack([v for _, v, _ in embedder.stream(paths, features=True)]))
+    # [mu, statistics, the CNN's stage statistics (--stage-statistics)], the same
+    # from the Embedder's folded trunk as from the model as saved
+    assert info.config.stage_statistics and features.shape == (20, 16 + StyleStatistics.features + STAGE_STATISTICS)
+    arrays = np.stack([embedder.preprocess(load_image(path, embedder.size)) for path in paths])
+    x = (torch.from_numpy(arrays).permute(0, 3, 1, 2).float() - embedder.mean) / embedder.std
     with torch.no_grad():
+        assert torch.allclose(model.style_features(x), features, rtol=1e-3, atol=1e-3)
         linear = torch.nn.functional.linear(features, model.fusion.weight, model.fusion.bias)
         learned = model.fusion_head(features)
     assert info.config.fused_parts == (3, 16, 256) and model.fusion_part_weights.tolist() == [1.0, 0.75, 1.25]
@@ -300,9 +308,6 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
     bf16 = np.stack([v for _, v, _ in Embedder(out, precision="bf16", workers=1).stream(paths)])
     cosine = (bf16 * vectors).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(vectors, axis=1)
     assert cosine.min() > 0.99
-    # bf16 inference keeps the map in float32 as saved (not rounded to bf16 and widened back):
-    # the statistics' part, which reads no CNN output, is the fp32 one
-    assert np.allclose(bf16[:, :3], vectors[:, :3], atol=1e-6)
     # search and eval run on it
     assert runner.invoke(cli, ["--model", str(out), "index", str(painters)]).exit_code == 0
     found = runner.invoke(cli, ["--model", str(out), "similar", str(paths[0]), "-k", "3", "--json"])
@@ -315,6 +320,12 @@ def test_cli_fuse_writes_a_model_search_uses(painters, tmp_path, env, tiny_model
     assert f"Wrote {tmp_path / 're.pt'}" in again.output  # the plain (not --json) ending works
     linear_model, linear_info = load_encoder(tmp_path / "re.pt")  # statistics' directions only
     assert linear_info.config.fused_parts == (3,) and not hasattr(linear_model, "fusion_head")
+    assert not linear_info.config.stage_statistics  # the default
+    # bf16 inference keeps the map in float32 as saved (not rounded to bf16 and widened back):
+    # a map of the statistics alone, which read no CNN output, gives the fp32 vectors exactly
+    statistics_only = [Embedder(tmp_path / "re.pt", precision=p, workers=1) for p in ("fp32", "bf16")]
+    fp32, bf16 = (np.stack([v for _, v, _ in e.stream(paths)]) for e in statistics_only)
+    assert np.allclose(bf16, fp32, atol=1e-6)
     # --no-normalise: the map's output as it is
     plain_map = runner.invoke(cli, ["train", "fuse", str(painters), "--init", str(out), "--out", str(tmp_path / "raw.pt"),
                                     "--no-normalise"])

@@ -36,6 +36,25 @@ def test_meanstd_pooling_is_the_statistics_of_every_stage():
         StyleEncoder(EncoderConfig(pooling="max"))
 
 
+def test_stage_statistics_ride_beside_the_pooled_features_mu_keeps():
+    """`train fuse --stage-statistics`: the same CNN, mu unchanged, the stage statistics after
+    the pooled features; a meanstd-pooled CNN has them as its pooling already."""
+    torch.manual_seed(0)
+    plain = StyleEncoder(EncoderConfig(embed_dim=16, input_size=32)).eval()
+    staged = StyleEncoder(EncoderConfig(embed_dim=16, input_size=32, stage_statistics=True)).eval()
+    staged.load_state_dict(plain.state_dict())  # no new weights
+    x = torch.rand(2, 3, 32, 32)
+    features = staged.style_features(x)
+    assert features.shape == (2, 16 + 374 + 1926)
+    assert torch.allclose(features[:, :16 + 374], plain.style_features(x), atol=1e-5)
+    meanstd = StyleEncoder(EncoderConfig(embed_dim=16, input_size=32, pooling="meanstd")).eval()
+    meanstd.trunk.load_state_dict(plain.trunk.state_dict())
+    assert torch.allclose(features[:, 16 + 374:], meanstd.trunk(x), atol=1e-5)
+    assert torch.allclose(staged(x)[0], plain(x)[0], atol=1e-6)  # training's forward reads the pooled part only
+    with pytest.raises(ValueError, match="stage statistics"):
+        EncoderConfig(pooling="meanstd", stage_statistics=True)
+
+
 def test_checkpoint_round_trip_keeps_metadata_and_weights(tmp_path):
     torch.manual_seed(0)
     model = StyleEncoder(TINY).eval()

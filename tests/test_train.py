@@ -404,6 +404,13 @@ def test_finetune_complementing_a_fused_model(styles, tmp_path):
     with pytest.raises(StyleSearchError, match="no learned head"):
         finetune(examples, tmp_path / "x.pt", tiny("triplet", complement=str(tmp_path / "headed.pt")),
                  run=RunOptions(progress=False, max_steps=1))
+    # a map that also reads the CNN's stage statistics: its statistics part moves with the CNN
+    staged = StyleEncoder(replace(cnn.config, fused_dim=3 + 16, fused_parts=(3, 16), stage_statistics=True))
+    staged.load_state_dict(cnn.state_dict(), strict=False)
+    save_encoder(tmp_path / "staged.pt", staged, name="staged", version="1", trained=True)
+    with pytest.raises(StyleSearchError, match="no stage statistics"):
+        finetune(examples, tmp_path / "x.pt", tiny("triplet", complement=str(tmp_path / "staged.pt")),
+                 run=RunOptions(progress=False, max_steps=1))
 
 
 def test_resume_continues_where_it_stopped(styles, tmp_path):

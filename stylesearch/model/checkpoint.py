@@ -96,19 +96,21 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return blob
 
 
-def load_encoder(path: str | os.PathLike | None = None, *, cnn_only: bool = False) -> tuple[StyleEncoder, ModelInfo]:
+def load_encoder(path: str | os.PathLike | None = None, *, cnn_only: bool = False,
+                 stage_statistics: bool = False) -> tuple[StyleEncoder, ModelInfo]:
     """Load an encoder in eval mode (fp32; the embedder picks the run-time precision).
-    `cnn_only` drops a fused map (to fit a new one)."""
+    `cnn_only` drops a fused map (to fit a new one), `stage_statistics` then adds the CNN's
+    stage statistics to the features a map is fitted on."""
     path = resolve_model_path(path)
     blob = read_checkpoint(path)
     meta = blob["meta"]
     try:
         config = EncoderConfig.from_dict(meta["config"])
+        config = config.cnn_only(stage_statistics) if cnn_only else config
     except (TypeError, ValueError) as exc:
         raise StyleSearchError(f"cannot load model {path}: {exc}") from None
     state = blob["encoder"]
-    if cnn_only and config.fused_dim:
-        config = config.cnn_only()
+    if cnn_only:
         state = {k: v for k, v in state.items() if not k.startswith("fusion") and k != "statistics_layout"}
     if config.fused_dim and int(state.get("statistics_layout", 1)) != LAYOUT:
         raise StyleSearchError(f"cannot load model {path}: its fused map was fitted on another version of the style "

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .resnet import TRUNKS, ResNetTrunk
+from .resnet import STAGE_STATISTICS, TRUNKS, ResNetTrunk
 from .statistics import LAYOUT, StyleStatistics
 
 
@@ -37,21 +37,27 @@ class EncoderConfig:
     # > 0: hidden width of a learned head on [mu, style statistics] whose output is the last
     # fused part (the linear map gives the parts before it)
     fused_head: int = 0
+    # the fused map also reads the CNN's channel mean/std of its input and of each stage
+    # (STAGE_STATISTICS values beside mu and the style statistics)
+    stage_statistics: bool = False
 
     def __post_init__(self) -> None:
         if self.fused_parts and sum(self.fused_parts) != self.fused_dim:
             raise ValueError(f"fused parts {self.fused_parts} do not add up to fused_dim {self.fused_dim}")
         if self.fused_head and len(self.fused_parts) < 2:
             raise ValueError("a fused head needs fused parts: the linear map's and the head's")
+        if self.stage_statistics and self.pooling != "avg":
+            raise ValueError(f"stage statistics are for 'avg' pooling ({self.pooling!r} pools them already)")
 
     @property
     def output_dim(self) -> int:
         """Size of the vectors the model returns (what the index stores)."""
         return self.fused_dim or self.embed_dim
 
-    def cnn_only(self) -> EncoderConfig:
-        """The same encoder without a fused map (to fit a new one, or to compare with one)."""
-        return replace(self, fused_dim=0, fused_parts=(), fused_head=0)
+    def cnn_only(self, stage_statistics: bool = False) -> EncoderConfig:
+        """The same encoder without a fused map (to fit a new one, or to compare with one);
+        `stage_statistics`: its features for fitting include the CNN's stage statistics."""
+        return replace(self, fused_dim=0, fused_parts=(), fused_head=0, stage_statistics=stage_statistics)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,7 +82,7 @@ class StyleEncoder(nn.Module):
         if config.arch not in TRUNKS:
             raise ValueError(f"unknown encoder architecture {config.arch!r} (known: {', '.join(TRUNKS)})")
         self.config = config
-        self.trunk = ResNetTrunk(TRUNKS[config.arch], config.pooling)
+        self.trunk = ResNetTrunk(TRUNKS[config.arch], config.pooling, stage_stats=config.stage_statistics)
         features = self.trunk.features
         # statistics pooled from different stages differ in scale by orders of magnitude
         self.norm = nn.BatchNorm1d(features) if config.pooling == "meanstd" else nn.Identity()
@@ -84,7 +90,7 @@ class StyleEncoder(nn.Module):
         self.fc_logvar = nn.Linear(features, config.embed_dim)
         self.statistics = StyleStatistics(config.mean, config.std)  # no weights: free unless used
         if config.fused_dim:
-            inputs = config.embed_dim + StyleStatistics.features
+            inputs = config.embed_dim + StyleStatistics.features + (STAGE_STATISTICS if config.stage_statistics else 0)
             head_dim = config.fused_parts[-1] if config.fused_head else 0
             self.fusion = nn.Linear(inputs, config.fused_dim - head_dim)
             if config.fused_head:
@@ -96,7 +102,7 @@ class StyleEncoder(nn.Module):
                 self.register_buffer("fusion_part_weights", torch.ones(len(config.fused_parts)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.norm(self.trunk(x))
+        h = self.norm(self.trunk(x)[:, : self.fc_mu.in_features])
         return self.fc_mu(h), self.fc_logvar(h)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,7 +112,7 @@ class StyleEncoder(nn.Module):
         the fitted map run in float32 (bf16 would move pixels across their bins;
         `cast_for_inference` keeps the map's weights in float32)."""
         if not self.config.fused_dim:
-            return self._mu(x)
+            return self._cnn(x)[0]
         features = self.style_features(x)
         fused = self.fusion(features)
         if self.config.fused_head:
@@ -124,11 +130,17 @@ class StyleEncoder(nn.Module):
         return self
 
     def style_features(self, x: torch.Tensor) -> torch.Tensor:
-        """[mu, style statistics] in float32: what the fused map is fitted on."""
-        return torch.cat([self._mu(x).float(), self.statistics(x).float()], 1)
+        """[mu, style statistics, with `stage_statistics` the CNN's stage statistics] in
+        float32: what the fused map is fitted on."""
+        mu, stages = self._cnn(x)
+        return torch.cat([mu.float(), self.statistics(x).float(), stages.float()], 1)
 
-    def _mu(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc_mu(self.norm(self.trunk(x.to(self.fc_mu.weight.dtype))))
+    def _cnn(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, the stage statistics: N x 0 without them). The trunk may be an fx-folded
+        copy (the Embedder's), so the pooled width comes from fc_mu."""
+        h = self.trunk(x.to(self.fc_mu.weight.dtype))
+        pooled = self.fc_mu.in_features
+        return self.fc_mu(self.norm(h[:, :pooled])), h[:, pooled:]
 
 
 def fusion_head(inputs: int, hidden: int, out: int) -> nn.Sequential:

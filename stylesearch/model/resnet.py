@@ -32,6 +32,7 @@ class BasicBlock(nn.Module):
 
 POOLINGS = ("avg", "meanstd")
 WIDTHS = (64, 128, 256, 512)
+STAGE_STATISTICS = 2 * (3 + sum(WIDTHS))  # channel mean and std of the input and of each stage
 
 
 def channel_stats(x: torch.Tensor) -> torch.Tensor:
@@ -47,14 +48,19 @@ class ResNetTrunk(nn.Module):
     'meanstd' concatenates channel means and standard deviations of the input and of every
     stage (Gram-like statistics, as in style transfer): colour, stroke and texture statistics
     at four scales, which a global average of the last stage mostly discards.
+    `stage_stats` (with 'avg'): the output is [the pooled features, those statistics], for a
+    fused map that reads both while mu keeps the pooling it was trained with.
     """
 
-    def __init__(self, blocks: tuple[int, int, int, int], pooling: str = "avg") -> None:
+    def __init__(self, blocks: tuple[int, int, int, int], pooling: str = "avg", stage_stats: bool = False) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r} (known: {', '.join(POOLINGS)})")
+        if stage_stats and pooling == "meanstd":
+            raise ValueError("stage statistics are what 'meanstd' pooling already gives")
         self.pooling = pooling
-        self.features = WIDTHS[-1] if pooling == "avg" else 2 * (3 + sum(WIDTHS))
+        self.stage_stats = stage_stats
+        self.features = WIDTHS[-1] if pooling == "avg" else STAGE_STATISTICS  # the pooled part
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -71,13 +77,16 @@ class ResNetTrunk(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        stats = [channel_stats(x)] if self.pooling == "meanstd" else []
+        per_stage = self.pooling == "meanstd" or self.stage_stats
+        stats = [channel_stats(x)] if per_stage else []
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
             x = layer(x)
-            if self.pooling == "meanstd":
+            if per_stage:
                 stats.append(channel_stats(x))
-        return torch.cat(stats, 1) if stats else torch.flatten(self.avgpool(x), 1)
+        if self.pooling == "meanstd":
+            return torch.cat(stats, 1)
+        return torch.cat([torch.flatten(self.avgpool(x), 1), *stats], 1)
 
 
 TRUNKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}

@@ -33,9 +33,10 @@ class StatisticsPart(nn.Module):
         super().__init__()
         fused, info = load_encoder(model)
         config = info.config
-        if len(config.fused_parts) != 2 or config.fused_head:
-            raise StyleSearchError(f"--complement {model}: not a model fused with unit-length parts and no learned "
-                                   "head (make one with `stylesearch train fuse --head-epochs 0`)")
+        if len(config.fused_parts) != 2 or config.fused_head or config.stage_statistics:
+            raise StyleSearchError(f"--complement {model}: not a model fused with unit-length parts, no learned head "
+                                   "and no stage statistics (make one with `stylesearch train fuse --head-epochs 0 "
+                                   "--no-stage-statistics`)")
         if config.input_size != trained.input_size:
             raise StyleSearchError(f"--complement {model}: its statistics were fitted at {config.input_size} px; "
                                    f"train at --input-size {config.input_size}")

@@ -10,8 +10,14 @@ was trained on). By default each part is then scaled to unit length and mu weigh
 its share of the variance is `cnn_weight` squared. On styles never seen in training this beat
 every trained CNN head we tried (models/MODEL_CARD.md).
 
+With `stage_statistics` the statistics also include the CNN's channel mean and standard
+deviation of its input and of each stage (texture at four scales as the trained CNN sees
+it; mu keeps only the last stage's average). Off by default: cross-validation on training
+styles favoured them, but those styles had trained the CNN, and on unseen styles they
+scored worse (models/MODEL_CARD.md, after version 9).
+
 A learned head (`head_epochs` > 0, normalised parts only) adds a third part: a one-hidden-layer
-network on the same [mu, statistics], trained with a cosine softmax over the fitting artists
+network on the same features, trained with a cosine softmax over the fitting artists
 (ArcFace without margin). It sees what a linear map cannot (an artist with several looks),
 and the discriminant directions keep what it would over-fit; the two together raised
 cross-validated mAP@R and NMI on the training styles (models/MODEL_CARD.md, version 8).
@@ -78,7 +84,8 @@ class FittedMap:
 def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: int = 256, cnn_weight: float = 0.75,
             shrinkage: float | str = "auto", normalise: bool = True, head_epochs: int = 0, head_hidden: int = 1024,
             head_weight: float = 1.25, seed: int = 0) -> FittedMap:
-    """The fused map: features = [mu (embed_dim), statistics] -> [at most `dim` discriminant
+    """The fused map: features = [mu (embed_dim), statistics (everything after mu: the style
+    statistics, and the CNN's stage statistics when fitted with them)] -> [at most `dim` discriminant
     directions of the statistics, mu, and with `head_epochs` a learned head of `dim`],
     centred; weighted as the module docstring says."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -164,6 +171,7 @@ def fuse(
     normalise: bool = True,
     head_epochs: int = 15,
     head_weight: float = 1.25,
+    stage_statistics: bool = False,
     device: str = "auto",
     name: str = "stylesearch-style",
     version: str = "1",
@@ -171,14 +179,15 @@ def fuse(
     """Write `out`: `init`'s encoder with a fused map fitted on `examples` (its own map, if
     it has one, is replaced)."""
     started = time.monotonic()
-    embedder = Embedder(init, device=device, precision="fp32", cnn_only=True)
+    embedder = Embedder(init, device=device, precision="fp32", cnn_only=True, stage_statistics=stage_statistics)
     features, kept, failed = style_features(embedder, examples)
     if not kept:
         raise StyleSearchError("no readable images to fit the fused map on")
     fitted = fit_map(features, [e.artist for e in kept], embedder.info.config.embed_dim, dim=dim,
                      cnn_weight=cnn_weight, shrinkage=shrinkage, normalise=normalise, head_epochs=head_epochs,
                      head_weight=head_weight)
-    cnn, info = load_encoder(init, cnn_only=True)  # unfolded weights: the Embedder's are folded for inference
+    # unfolded weights: the Embedder's are folded for inference
+    cnn, info = load_encoder(init, cnn_only=True, stage_statistics=stage_statistics)
     hidden = fitted.head[0].out_features if fitted.head is not None else 0
     model = StyleEncoder(replace(info.config, fused_dim=fitted.output_dim, fused_parts=fitted.parts, fused_head=hidden))
     fusion = {"fusion.weight": torch.from_numpy(fitted.weight), "fusion.bias": torch.from_numpy(fitted.bias),
@@ -196,6 +205,7 @@ def fuse(
         "cnn_weight": cnn_weight,
         "head_epochs": head_epochs if fitted.head is not None else 0,
         "head_weight": head_weight if fitted.head is not None else None,
+        "stage_statistics": stage_statistics,
         "normalised_parts": bool(fitted.parts),
         "shrinkage": shrinkage,
     }
