@@ -56,8 +56,6 @@ class ResNetTrunk(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r} (known: {', '.join(POOLINGS)})")
-        if stage_stats and pooling == "meanstd":
-            raise ValueError("stage statistics are what 'meanstd' pooling already gives")
         self.pooling = pooling
         self.stage_stats = stage_stats
         self.features = WIDTHS[-1] if pooling == "avg" else STAGE_STATISTICS  # the pooled part
