@@ -22,7 +22,10 @@ and cached in OUT/features.npz. Three measurements:
    statistics and the colour histogram.
 3. With `--head-epochs`: the learned head (`--head-weights`; the map otherwise as `train fuse`
    makes it, whatever the options of 1. and 2.: unit parts, CNN weight 0.75, every synthetic
-   artist): the same folds scored by mAP@R and NMI, then the held-out styles once per variant.
+   artist): the same folds scored by mAP@R and NMI, with `--validation-styles` also those
+   styles (left out of the CNN's training, so the folds' bias towards what the CNN read does
+   not reach them; models/MODEL_CARD.md, after version 9), then the held-out styles once per
+   variant.
 
 Results: OUT/results.json and OUT/table.md; OUT/fit.csv lists the training styles and every
 synthetic artist, the data `stylesearch train fuse` fits the bundled model's map on.
@@ -96,6 +99,11 @@ def main() -> None:
     parser.add_argument("--head-epochs", default="", help="learned heads to measure in 3., e.g. 0,15,30 (0: none; "
                                                          "empty: skip 3., which takes minutes per head and fold)")
     parser.add_argument("--head-weights", default="0.625,1.25,2.5", help="weights of the head's part in 3.")
+    parser.add_argument("--validation-styles", type=Path,
+                        help="in 3., also score these training styles (e.g. models/recipe/validation_styles.txt, "
+                             "left out of the CNN's training) with maps fitted on every other training style: "
+                             "unlike the folds' styles, the CNN has not seen them, so features read from it are "
+                             "not favoured")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -197,13 +205,23 @@ def main() -> None:
         return {f"head {epochs} epochs, weight {w}": replace(fitted, part_weights=(*fitted.part_weights[:-1], w))
                 for w in head_weights}
 
+    def head_scores(fit_mask: np.ndarray, test_mask: np.ndarray) -> dict[str, dict]:
+        """Scores of the training styles under `test_mask`, per variant, fitted on `fit_mask`'s + every synthetic artist."""
+        x, y = fitting_data(fit_mask, len(synthetic_artists))
+        return {name: score(fitted.apply(features["train"][test_mask]), labels["train"][test_mask])
+                for epochs in head_epochs
+                for name, fitted in head_variants(fit_map(x, list(y), embed_dim, head_epochs=epochs), epochs).items()}
+
     fold_scores = defaultdict(list)
     for fit_mask, test_mask in folds(pool) if head_epochs else ():
-        x, y = fitting_data(fit_mask, len(synthetic_artists))
-        for epochs in head_epochs:
-            for name, fitted in head_variants(fit_map(x, list(y), embed_dim, head_epochs=epochs), epochs).items():
-                fold_scores[name].append(score(fitted.apply(features["train"][test_mask]), labels["train"][test_mask]))
-    head_selection = [{"variant": name, **{m: round(float(np.mean([s[m] for s in runs])), 2) for m in ("mAP@R", "NMI")}}
+        for name, scores in head_scores(fit_mask, test_mask).items():
+            fold_scores[name].append(scores)
+    validation = {}
+    if head_epochs and args.validation_styles:
+        listed = np.isin(labels["train"], [e.artist for e in held_out_split(train, args.validation_styles)[1]])
+        validation = head_scores(~listed, listed)
+    head_selection = [{"variant": name, **{m: round(float(np.mean([s[m] for s in runs])), 2) for m in ("mAP@R", "NMI")},
+                       **{f"validation {m}": validation[name][m] for m in ("mAP@R", "NMI") if name in validation}}
                       for name, runs in fold_scores.items()]
     x, y = fitting_data(every, len(synthetic_artists))
     for epochs in head_epochs:
@@ -219,8 +237,9 @@ def main() -> None:
     lines += [f"| {row['unit parts']} | {row['synthetic artists']} | {row['cnn weight']} | {row['cv mAP@R']} |"
               for row in selection]
     if head_selection:
-        lines += ["", "| fused map variant | cv mAP@R | cv NMI |", "|---|---|---|"]
-        lines += [f"| {row['variant']} | {row['mAP@R']} | {row['NMI']} |" for row in head_selection]
+        lines += ["", "| fused map variant | cv mAP@R | cv NMI | validation mAP@R | validation NMI |", "|---|---|---|---|---|"]
+        lines += [f"| {row['variant']} | {row['mAP@R']} | {row['NMI']} | {row.get('validation mAP@R', '')} | "
+                  f"{row.get('validation NMI', '')} |" for row in head_selection]
     columns = ("ACC", "ARI", "NMI", "P@10", "mAP@R")
     lines += ["", f"| embedding | {' | '.join(columns)} | {' | '.join(sources)} | drawings |", "|---" * (len(columns) + len(sources) + 2) + "|"]
     for name, row in held_out.items():
