@@ -205,12 +205,16 @@ def main() -> None:
         return {f"head {epochs} epochs, weight {w}": replace(fitted, part_weights=(*fitted.part_weights[:-1], w))
                 for w in head_weights}
 
-    def head_scores(fit_mask: np.ndarray, test_mask: np.ndarray) -> dict[str, dict]:
-        """Scores of the training styles under `test_mask`, per variant, fitted on `fit_mask`'s + every synthetic artist."""
+    def head_fits(fit_mask: np.ndarray):
+        """(variant, fitted map) of every variant, fitted on `fit_mask`'s training styles + every synthetic artist."""
         x, y = fitting_data(fit_mask, len(synthetic_artists))
+        for epochs in head_epochs:
+            yield from head_variants(fit_map(x, list(y), embed_dim, head_epochs=epochs), epochs).items()
+
+    def head_scores(fit_mask: np.ndarray, test_mask: np.ndarray) -> dict[str, dict]:
+        """Scores of the training styles under `test_mask`, per variant, fitted on `fit_mask`'s."""
         return {name: score(fitted.apply(features["train"][test_mask]), labels["train"][test_mask])
-                for epochs in head_epochs
-                for name, fitted in head_variants(fit_map(x, list(y), embed_dim, head_epochs=epochs), epochs).items()}
+                for name, fitted in head_fits(fit_mask)}
 
     fold_scores = defaultdict(list)
     for fit_mask, test_mask in folds(pool) if head_epochs else ():
@@ -223,11 +227,9 @@ def main() -> None:
     head_selection = [{"variant": name, **{m: round(float(np.mean([s[m] for s in runs])), 2) for m in ("mAP@R", "NMI")},
                        **{f"validation {m}": validation[name][m] for m in ("mAP@R", "NMI") if name in validation}}
                       for name, runs in fold_scores.items()]
-    x, y = fitting_data(every, len(synthetic_artists))
-    for epochs in head_epochs:
-        for name, fitted in head_variants(fit_map(x, list(y), embed_dim, head_epochs=epochs), epochs).items():
-            held_out[f"fused, {name}"] = evaluate(lambda g, f=fitted: f.apply(features[g]))
-            console.print(f"fused, {name}: {held_out[f'fused, {name}']['scores']}")
+    for name, fitted in head_fits(every):
+        held_out[f"fused, {name}"] = evaluate(lambda g, f=fitted: f.apply(features[g]))
+        console.print(f"fused, {name}: {held_out[f'fused, {name}']['scores']}")
 
     (args.out / "results.json").write_text(json.dumps({"ablation": ablation, "selection": selection,
                                                        "head_selection": head_selection, "held_out": held_out}, indent=2))

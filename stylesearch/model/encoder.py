@@ -102,7 +102,7 @@ class StyleEncoder(nn.Module):
                 self.register_buffer("fusion_part_weights", torch.ones(len(config.fused_parts)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.norm(self.trunk(x)[:, : self.fc_mu.in_features])
+        h, _ = self._trunk(x)
         return self.fc_mu(h), self.fc_logvar(h)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,11 +136,16 @@ class StyleEncoder(nn.Module):
         return torch.cat([mu.float(), self.statistics(x).float(), stages.float()], 1)
 
     def _cnn(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, the stage statistics: N x 0 without them). The trunk may be an fx-folded
-        copy (the Embedder's), so the pooled width comes from fc_mu."""
-        h = self.trunk(x.to(self.fc_mu.weight.dtype))
+        """(mu, the stage statistics: N x 0 without them), in the CNN's dtype."""
+        h, stages = self._trunk(x.to(self.fc_mu.weight.dtype))
+        return self.fc_mu(h), stages
+
+    def _trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the normalised pooled features mu is computed from, the stage statistics). The
+        trunk may be an fx-folded copy (the Embedder's), so the pooled width comes from fc_mu."""
+        h = self.trunk(x)
         pooled = self.fc_mu.in_features
-        return self.fc_mu(self.norm(h[:, :pooled])), h[:, pooled:]
+        return self.norm(h[:, :pooled]), h[:, pooled:]
 
 
 def fusion_head(inputs: int, hidden: int, out: int) -> nn.Sequential:

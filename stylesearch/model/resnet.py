@@ -84,7 +84,8 @@ class ResNetTrunk(nn.Module):
                 stats.append(channel_stats(x))
         if self.pooling == "meanstd":
             return torch.cat(stats, 1)
-        return torch.cat([torch.flatten(self.avgpool(x), 1), *stats], 1)
+        pooled = torch.flatten(self.avgpool(x), 1)
+        return torch.cat([pooled, *stats], 1) if stats else pooled
 
 
 TRUNKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
