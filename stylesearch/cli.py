@@ -753,7 +753,7 @@ def pretrain(state: _State, data: tuple[str, ...], config_file, out: Path, resum
 
 @train.command()
 @click.argument("data", type=click.Path(path_type=str))
-@click.option("--init", type=click.Path(exists=True, dir_okay=False), help="Start from this checkpoint's trunk (e.g. SimCLR).")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), help="Start from this checkpoint: its trunk (e.g. SimCLR), and its embedding layers when they have this run's shape (to continue a trained encoder, e.g. the bundled model's CNN).")
 @_config_options(FinetuneConfig)
 @_train_run_options
 @pass_state

@@ -445,6 +445,16 @@ def test_pretrain_then_finetune_from_it(styles, tmp_path):
     ft = read_checkpoint(tmp_path / "ft.pt")["encoder"]
     # one Adam step from SimCLR's trunk moves each weight by at most ~lr
     assert torch.allclose(ft["trunk.conv1.weight"].float(), simclr["trunk.conv1.weight"].float(), atol=1e-2)
+    # SimCLR's embedding layer (256-d) does not fit this run's 16-d one: a fresh layer instead;
+    # a fine-tuned encoder's does fit, so continuing it keeps mu where it was
+    assert simclr["fc_mu.weight"].shape != ft["fc_mu.weight"].shape
+    finetune(load_examples(styles), tmp_path / "again.pt", tiny("triplet", seed=1), init=tmp_path / "ft.pt",
+             run=RunOptions(progress=False, max_steps=1))
+    again = read_checkpoint(tmp_path / "again.pt")["encoder"]
+    assert torch.allclose(again["fc_mu.weight"].float(), ft["fc_mu.weight"].float(), atol=1e-2)
+    finetune(load_examples(styles), tmp_path / "fresh.pt", tiny("triplet", seed=1), run=RunOptions(progress=False, max_steps=1))
+    fresh = read_checkpoint(tmp_path / "fresh.pt")["encoder"]
+    assert not torch.allclose(fresh["fc_mu.weight"].float(), ft["fc_mu.weight"].float(), atol=1e-2)
 
 
 def test_cli_train_and_eval(styles, tmp_path, env):

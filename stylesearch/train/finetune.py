@@ -29,16 +29,21 @@ from .loop import DEFAULT_RUN, RunOptions, Trainer, batches, progress_bar, run_s
 
 
 def initial_encoder(config: FinetuneConfig, init: str | Path | None) -> StyleEncoder:
-    """A fresh encoder, or one whose trunk comes from a stylesearch checkpoint (e.g. SimCLR)."""
+    """A fresh encoder, or one that starts from a stylesearch checkpoint: its trunk (e.g.
+    SimCLR's), and its embedding layers too when they have this run's shape (a fine-tuned
+    encoder, the bundled model's CNN), so training continues rather than restarts mu."""
     encoder = StyleEncoder(EncoderConfig(arch=config.arch, embed_dim=config.embed_dim, input_size=config.input_size,
                                          pooling=config.pooling))
     if init:
-        state = read_checkpoint(init)["encoder"]
-        trunk = {k.removeprefix("trunk."): v.float() for k, v in state.items() if k.startswith("trunk.")}
+        state = {k: v.float() for k, v in read_checkpoint(init)["encoder"].items()}
+        trunk = {k.removeprefix("trunk."): v for k, v in state.items() if k.startswith("trunk.")}
         try:
             encoder.trunk.load_state_dict(trunk)
         except RuntimeError as exc:
             raise StyleSearchError(f"--init {init}: its trunk does not match {config.arch}") from exc
+        heads = {k: v.shape for k, v in encoder.state_dict().items() if not k.startswith("trunk.")}
+        if all(k in state and state[k].shape == shape for k, shape in heads.items()):
+            encoder.load_state_dict({k: state[k] for k in heads}, strict=False)
     return encoder
 
 
