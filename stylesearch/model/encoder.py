@@ -9,6 +9,7 @@ learned head on the same features (`fused_head` > 0); `stylesearch train fuse` f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -113,13 +114,8 @@ class StyleEncoder(nn.Module):
         `cast_for_inference` keeps the map's weights in float32)."""
         if not self.config.fused_dim:
             return self._cnn(x)[0]
-        features = self.style_features(x)
-        fused = self.fusion(features)
-        if self.config.fused_head:
-            fused = torch.cat([fused, self.fusion_head(features)], 1)
-        if not self.config.fused_parts:
-            return fused
-        return unit_parts(fused, self.config.fused_parts, self.fusion_part_weights)
+        return fused_output(self.style_features(x), self.fusion, getattr(self, "fusion_head", None),
+                            self.config.fused_parts, getattr(self, "fusion_part_weights", None))
 
     def cast_for_inference(self, dtype: torch.dtype) -> StyleEncoder:
         """Cast the CNN to `dtype` and leave the fitted map and head as loaded, in float32
@@ -155,6 +151,17 @@ def fusion_head(inputs: int, hidden: int, out: int) -> nn.Sequential:
     is not one Gaussian, which the discriminant analysis assumes."""
     return nn.Sequential(nn.Linear(inputs, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(0.2),
                          nn.Linear(hidden, out))
+
+
+def fused_output(features: torch.Tensor, linear: Callable[[torch.Tensor], torch.Tensor], head: nn.Module | None,
+                 parts: tuple[int, ...], weights: torch.Tensor | None) -> torch.Tensor:
+    """The fused embedding of [mu, statistics]: the linear map's parts, then the head's, each
+    part unit length times its weight (`parts` empty: as is). One function for the saved
+    model and for the map while it is fitted, so what fitting scores is what search computes."""
+    vectors = linear(features)
+    if head is not None:
+        vectors = torch.cat([vectors, head(features)], 1)
+    return unit_parts(vectors, parts, weights) if parts else vectors
 
 
 def unit_parts(vectors: torch.Tensor, sizes: tuple[int, ...], weights: torch.Tensor) -> torch.Tensor:

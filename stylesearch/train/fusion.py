@@ -37,7 +37,7 @@ from ..embed import Embedder
 from ..errors import StyleSearchError
 from ..imaging import load_image
 from ..model.checkpoint import load_encoder, save_encoder
-from ..model.encoder import StyleEncoder, fusion_head, unit_parts
+from ..model.encoder import StyleEncoder, fused_output, fusion_head
 from .data import Example
 from .losses import ArcFace
 
@@ -71,14 +71,11 @@ class FittedMap:
 
     def apply(self, features: np.ndarray) -> np.ndarray:
         """What the fused model computes from [mu, statistics] (float32, as it does)."""
-        features = np.asarray(features, np.float32)
-        vectors = torch.from_numpy(features @ self.weight.T + self.bias)
-        if self.head is not None:
-            with torch.inference_mode():
-                vectors = torch.cat([vectors, self.head(torch.from_numpy(features))], 1)
-        if self.parts:
-            vectors = unit_parts(vectors, self.parts, torch.tensor(self.part_weights))
-        return vectors.numpy()
+        weight = torch.from_numpy(np.asarray(self.weight, np.float32))
+        bias = torch.from_numpy(np.asarray(self.bias, np.float32))
+        with torch.inference_mode():
+            return fused_output(torch.from_numpy(np.asarray(features, np.float32)), lambda f: f @ weight.T + bias,
+                                self.head, self.parts, torch.tensor(self.part_weights)).numpy()
 
 
 def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: int = 256, cnn_weight: float = 0.75,
