@@ -38,3 +38,19 @@ def test_score_separated_and_random_embeddings():
     assert good["P@10"] == 90.0  # only 9 other images per artist: the 10th is always wrong
     bad = score(rng.normal(size=(40, 8)), labels)
     assert bad["NMI"] < 30 and bad["ARI"] < 15 and bad["artists"] == 4
+
+
+def test_clustering_scores_averaged_over_kmeans_runs():
+    """Overlapping styles: k-means' answer depends on its seed, so several runs are averaged
+    and their spread reported; retrieval does not depend on it."""
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(6), 8)
+    vectors = rng.normal(size=(6, 4))[labels] + rng.normal(size=(48, 4))
+    single = [score(vectors, labels, seed=s, restarts=1) for s in range(4)]
+    assert len({s["NMI"] for s in single}) > 1 and "NMI sd" not in single[0]
+    averaged = score(vectors, labels, seed=0, restarts=1, runs=4)
+    for name in ("ACC", "ARI", "NMI"):
+        values = [s[name] for s in single]
+        assert averaged[name] == pytest.approx(np.mean(values), abs=0.01)
+        assert averaged[f"{name} sd"] == pytest.approx(np.std(values), abs=0.01)
+    assert averaged["mAP@R"] == single[0]["mAP@R"] and averaged["P@10"] == single[0]["P@10"]

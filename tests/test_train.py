@@ -475,6 +475,9 @@ def test_cli_train_and_eval(styles, tmp_path, env):
     assert set(scores) == {next(iter(scores)), "colour histogram", "raw thumbnail"}
     assert all(s["images"] == 32 and s["artists"] == 2 and 0 <= s["NMI"] <= 100 for s in scores.values())
     assert (tmp_path / "t.png").stat().st_size > 1000
+    runs = runner.invoke(cli, ["--model", str(out), "eval", str(styles), "--kmeans-runs", "3"])
+    assert runs.exit_code == 0 and "±" in runs.output, runs.output  # mean ± spread of the clustering scores
+    assert runner.invoke(cli, ["--model", str(out), "eval", str(styles), "--kmeans-runs", "0"]).exit_code == 2
     bad = runner.invoke(cli, ["train", "finetune", str(styles), "--loss", "nope", "--out", str(out)])
     assert bad.exit_code == 1 and "unknown loss" in bad.output
     bad = runner.invoke(cli, ["train", "finetune", str(tmp_path / "missing"), "--balance", "nope", "--out", str(out)])
