@@ -800,6 +800,10 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
                    "stage (1,926 values: texture at four scales as the encoder sees it); needs an encoder "
                    "with average pooling. Off by default: with the bundled model's encoder it scored worse "
                    "on styles the encoder never saw (models/MODEL_CARD.md).")
+@click.option("--synthetic-weight", default=1.0, show_default=True,
+              help="Weight (0 to 1) of the synthetic artists' images (labels under synthetic/, as "
+                   "models/recipe/synthetic_artists.py makes them) in the discriminant analysis, against 1 "
+                   "for every other image; no effect without them.")
 @click.option("--shrinkage", default="auto", show_default=True,
               help="Covariance shrinkage between 0 and 1, or auto (Ledoit-Wolf).")
 @click.option("--name", default="stylesearch-style", show_default=True, help="Model name stored in the checkpoint.")
@@ -807,8 +811,8 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @pass_state
 def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: float, normalise: bool,
-         head_epochs: int, head_weight: float, stage_statistics: bool, shrinkage: str, name: str, model_version: str,
-         as_json: bool) -> None:
+         head_epochs: int, head_weight: float, stage_statistics: bool, synthetic_weight: float, shrinkage: str,
+         name: str, model_version: str, as_json: bool) -> None:
     """Fuse a trained encoder with hand-made style statistics (palette, strokes, texture).
 
     The embedding becomes [the statistics' most discriminant directions (with
@@ -838,10 +842,13 @@ def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: f
     for option, value in (("--cnn-weight", cnn_weight), ("--head-weight", head_weight), ("--head-epochs", head_epochs)):
         if not 0 <= value < math.inf:
             raise StyleSearchError(f"{option} must be 0 or more (got {value})")
+    if not 0 < synthetic_weight <= 1:
+        raise StyleSearchError(f"--synthetic-weight must be above 0 and at most 1 (got {synthetic_weight})")
     if not out.parent.is_dir():
         raise StyleSearchError(f"--out: folder not found: {out.parent}")
     result = run(load_examples(data), init, out, dim=dim, cnn_weight=cnn_weight, shrinkage=shrinkage, normalise=normalise,
                  head_epochs=head_epochs, head_weight=head_weight, stage_statistics=stage_statistics,
+                 synthetic_weight=synthetic_weight,
                  device=state.settings.device, name=name, version=model_version)
     _finish_training(result, out, as_json)
 

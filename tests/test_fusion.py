@@ -366,6 +366,8 @@ def test_a_map_fitted_on_other_statistics_is_refused_with_a_way_out(painters, tm
     (["--head-epochs", "-1"], "--head-epochs must be 0 or more"),
     (["--out", "/nonexistent-folder/x.pt"], "--out: folder not found"),
     (["--dim", "0"], "--dim must be at least 1"),
+    (["--synthetic-weight", "0"], "--synthetic-weight must be above 0 and at most 1"),
+    (["--synthetic-weight", "2"], "--synthetic-weight must be above 0 and at most 1"),
 ])
 def test_cli_fuse_rejects_bad_options(painters, tmp_path, env, tiny_model, args, message):
     result = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model),
@@ -394,3 +396,37 @@ def test_cli_fuse_skips_unreadable_images_and_refuses_a_non_model_init(painters,
     refused = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(not_a_model), "--out", str(tmp_path / "g.pt")])
     assert refused.exit_code != 0 and "not a stylesearch checkpoint" in refused.output
     assert len(refused.output.strip().splitlines()) == 1 and not (tmp_path / "g.pt").exists()
+
+
+def test_synthetic_weight_lets_the_real_artists_spread_set_the_map():
+    """Many synthetic artists that differ along one statistic and vary along another, a few
+    real ones the other way round: weighted equally, the synthetic images decide which
+    direction the map keeps, and new real artists are not told apart; with the synthetic
+    images down-weighted they are."""
+    from stylesearch.train.fusion import discriminant_rows
+
+    rng = np.random.default_rng(3)
+
+    def artists(prefix: str, count: int, spread_dim: int, means_along: np.ndarray):
+        means = np.zeros((count, 4))
+        means[:, spread_dim] = means_along
+        noise = rng.normal(size=(count * 10, 4))
+        noise[:, 1 - spread_dim] *= 3  # within-artist variation along the other statistic
+        labels = [f"{prefix}/{i}" for i in np.repeat(np.arange(count), 10)]
+        stats = np.repeat(means, 10, 0) + noise
+        return np.concatenate([rng.normal(size=(len(stats), 2)), stats], 1), labels
+
+    real, real_labels = artists("real", 10, 0, rng.permutation(10) * 4.0)  # 4 apart, spread 3 along the other
+    synthetic, synthetic_labels = artists("synthetic", 200, 1, rng.normal(size=200) * 3)
+    new, new_labels = artists("real", 5, 0, rng.permutation(5) * 4.0)
+    features, labels = np.concatenate([real, synthetic]), real_labels + synthetic_labels
+    _, y = np.unique(new_labels, return_inverse=True)
+
+    def new_artists_map(weight: float) -> float:
+        fitted = fit_map(features, labels, embed_dim=2, dim=1, cnn_weight=0.0, normalise=False, synthetic_weight=weight)
+        return retrieval_scores(fitted.apply(new), y)["mAP@R"]
+
+    assert new_artists_map(0.02) > 0.7 > 0.2 > new_artists_map(1.0)  # seen: 0.79 and 0.09
+    assert discriminant_rows(["a/x", "synthetic/1", "b/y"], 0.25).tolist() == [0, 0, 0, 0, 1, 2, 2, 2, 2]
+    for artists_only, weight in ((["a/x", "b/y"], 0.25), (["synthetic/1", "synthetic/2"], 0.25), (["a/x", "synthetic/1"], 1.0)):
+        assert discriminant_rows(artists_only, weight).tolist() == [0, 1]  # nothing to weigh against

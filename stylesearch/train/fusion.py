@@ -38,7 +38,7 @@ from ..errors import StyleSearchError
 from ..imaging import load_image
 from ..model.checkpoint import load_encoder, save_encoder
 from ..model.encoder import StyleEncoder, fused_output, fusion_head
-from .data import Example
+from .data import Example, source_of
 from .losses import ArcFace
 
 
@@ -80,7 +80,7 @@ class FittedMap:
 
 def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: int = 256, cnn_weight: float = 0.75,
             shrinkage: float | str = "auto", normalise: bool = True, head_epochs: int = 0, head_hidden: int = 1024,
-            head_weight: float = 1.25, seed: int = 0) -> FittedMap:
+            head_weight: float = 1.25, synthetic_weight: float = 1.0, seed: int = 0) -> FittedMap:
     """The fused map: features = [mu (embed_dim), statistics (everything after mu: the style
     statistics, and the CNN's stage statistics when fitted with them)] -> [at most `dim` discriminant
     directions of the statistics, mu, and with `head_epochs` a learned head of `dim`],
@@ -95,8 +95,9 @@ def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: in
     mu, stats = features[:, :embed_dim].astype(np.float64), features[:, embed_dim:].astype(np.float64)
     components = min(dim, classes - 1, stats.shape[1])
     lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=shrinkage, n_components=components)
+    rows = discriminant_rows(artists, synthetic_weight)
     try:
-        lda.fit(stats, artists)
+        lda.fit(stats[rows], np.asarray(artists)[rows])
     except (ValueError, np.linalg.LinAlgError) as exc:  # e.g. a singular covariance with shrinkage 0
         raise StyleSearchError(f"cannot fit the fused map: {exc} (try --shrinkage auto)") from None
     scalings = lda.scalings_[:, :components]
@@ -118,6 +119,20 @@ def fit_map(features: np.ndarray, artists: list[str], embed_dim: int, *, dim: in
             parts.append((dim, head_weight))
     return FittedMap(weight.astype(np.float32), bias.astype(np.float32),
                      tuple(size for size, _ in parts), tuple(w for _, w in parts), head)
+
+
+def discriminant_rows(artists: list[str], synthetic_weight: float) -> np.ndarray:
+    """Rows the discriminant analysis is fitted on: every image once, or, with synthetic
+    artists (the `synthetic/` source) among real ones and `synthetic_weight` < 1, every real
+    image round(1 / synthetic_weight) times. Why: 36,000 synthetic images would otherwise set
+    the within-artist spread the map suppresses, and a real set's spread (one emoji set's
+    many subjects) is what search meets. Repeating rows also lowers the Ledoit-Wolf shrinkage,
+    which the cross-validation measured together with the weight (models/MODEL_CARD.md)."""
+    synthetic = np.array([source_of(a) == "synthetic" for a in artists])
+    if synthetic_weight >= 1 or synthetic.all() or not synthetic.any():
+        return np.arange(len(artists))
+    repeats = np.where(synthetic, 1, max(1, round(1 / synthetic_weight)))
+    return np.repeat(np.arange(len(artists)), repeats)
 
 
 def train_head(features: np.ndarray, artists: list[str], *, hidden: int, dim: int, epochs: int, seed: int = 0,
@@ -168,6 +183,7 @@ def fuse(
     normalise: bool = True,
     head_epochs: int = 15,
     head_weight: float = 1.25,
+    synthetic_weight: float = 1.0,
     stage_statistics: bool = False,
     device: str = "auto",
     name: str = "stylesearch-style",
@@ -182,7 +198,7 @@ def fuse(
         raise StyleSearchError("no readable images to fit the fused map on")
     fitted = fit_map(features, [e.artist for e in kept], embedder.info.config.embed_dim, dim=dim,
                      cnn_weight=cnn_weight, shrinkage=shrinkage, normalise=normalise, head_epochs=head_epochs,
-                     head_weight=head_weight)
+                     head_weight=head_weight, synthetic_weight=synthetic_weight)
     # unfolded weights: the Embedder's are folded for inference
     cnn, info = load_encoder(init, cnn_only=True, stage_statistics=stage_statistics)
     hidden = fitted.head[0].out_features if fitted.head is not None else 0
@@ -203,6 +219,7 @@ def fuse(
         "head_epochs": head_epochs if fitted.head is not None else 0,
         "head_weight": head_weight if fitted.head is not None else None,
         "stage_statistics": stage_statistics,
+        "synthetic_weight": synthetic_weight,
         "normalised_parts": bool(fitted.parts),
         "shrinkage": shrinkage,
     }
