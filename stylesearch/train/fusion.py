@@ -125,9 +125,10 @@ def discriminant_rows(artists: list[str], synthetic_weight: float) -> np.ndarray
     """Rows the discriminant analysis is fitted on: every image once, or, with synthetic
     artists (the `synthetic/` source) among real ones and `synthetic_weight` < 1, every real
     image round(1 / synthetic_weight) times. Why: 36,000 synthetic images would otherwise set
-    the within-artist spread the map suppresses, and a real set's spread (one emoji set's
-    many subjects) is what search meets. Repeating rows also lowers the Ledoit-Wolf shrinkage,
-    which the cross-validation measured together with the weight (models/MODEL_CARD.md)."""
+    the within-artist spread the map suppresses, where a real set's spread (one emoji set's
+    many subjects) is what search meets. Repeating rows also lowers the Ledoit-Wolf shrinkage.
+    It raised cross-validated scores on the training styles but not on held-out ones, so the
+    bundled model does not use it (models/MODEL_CARD.md)."""
     synthetic = np.array([source_of(a) == "synthetic" for a in artists])
     if synthetic_weight >= 1 or synthetic.all() or not synthetic.any():
         return np.arange(len(artists))
