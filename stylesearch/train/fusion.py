@@ -71,8 +71,7 @@ class FittedMap:
 
     def apply(self, features: np.ndarray) -> np.ndarray:
         """What the fused model computes from [mu, statistics] (float32, as it does)."""
-        weight = torch.from_numpy(np.asarray(self.weight, np.float32))
-        bias = torch.from_numpy(np.asarray(self.bias, np.float32))
+        weight, bias = torch.from_numpy(self.weight), torch.from_numpy(self.bias)  # float32, as fit_map stores them
         with torch.inference_mode():
             return fused_output(torch.from_numpy(np.asarray(features, np.float32)), lambda f: f @ weight.T + bias,
                                 self.head, self.parts, torch.tensor(self.part_weights)).numpy()
