@@ -899,9 +899,14 @@ def evaluate(state: _State, data: str, baseline: bool, tsne: Path | None, seed: 
     if as_json:
         click.echo(json.dumps(results))
         return
-    table = Table("method", "ACC", "ARI", "NMI", "P@10", "mAP@R", "images", "artists", box=None)
-    table.columns[0].overflow = "fold"  # model ids are long; never cut them
+    columns = ("ACC", "ARI", "NMI", "P@10", "mAP@R")
+    # what every row shares goes in the caption (the model's id is long), and numbers never
+    # wrap: on a narrow terminal the method names fold instead of a score being cut
+    caption = f"model = {embedder.info.model_id}; {len(kept)} images of {len(set(labels))} artists"
+    table = Table("method", *columns, box=None, caption=caption, caption_justify="left")
+    for column in table.columns[1:]:
+        column.no_wrap = True
     for method, s in results.items():
-        table.add_row(method, *(f"{s[k]}±{s[f'{k} sd']}" if f"{k} sd" in s else str(s[k])
-                                for k in ("ACC", "ARI", "NMI", "P@10", "mAP@R", "images", "artists")))
+        table.add_row("model" if method == embedder.info.model_id else method,
+                      *(f"{s[k]}±{s[f'{k} sd']}" if f"{k} sd" in s else str(s[k]) for k in columns))
     out.print(table)

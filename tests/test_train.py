@@ -477,6 +477,9 @@ def test_cli_train_and_eval(styles, tmp_path, env):
     assert (tmp_path / "t.png").stat().st_size > 1000
     runs = runner.invoke(cli, ["--model", str(out), "eval", str(styles), "--kmeans-runs", "3"])
     assert runs.exit_code == 0 and "±" in runs.output, runs.output  # mean ± spread of the clustering scores
+    ours = next(iter(json.loads(runner.invoke(cli, ["--model", str(out), "eval", str(styles), "--kmeans-runs", "3", "--json"]).output).values()))
+    # every score whole in the 80-column table; the model's id and the counts in its caption
+    assert f"{ours['NMI']}±{ours['NMI sd']}" in runs.output and "32 images of 2 artists" in runs.output, runs.output
     assert runner.invoke(cli, ["--model", str(out), "eval", str(styles), "--kmeans-runs", "0"]).exit_code == 2
     bad = runner.invoke(cli, ["train", "finetune", str(styles), "--loss", "nope", "--out", str(out)])
     assert bad.exit_code == 1 and "unknown loss" in bad.output
