@@ -55,8 +55,8 @@ def read_at(embedder: Embedder, examples: list[Example], side: int) -> np.ndarra
 def cross_validated(statistics: np.ndarray, labels: np.ndarray, folds: int, runs: int) -> dict[str, float]:
     """Mean scores over grouped folds of the statistics' discriminant part fitted on the other folds."""
     results = []
+    features = np.concatenate([np.zeros((len(statistics), 1), np.float32), statistics], 1)  # a 1-d mu, weight 0
     for fit, test in GroupKFold(folds).split(statistics, groups=labels):
-        features = np.concatenate([np.zeros((len(statistics), 1), np.float32), statistics], 1)  # no mu
         fitted = fit_map(features[fit], list(labels[fit]), 1, cnn_weight=0.0)
         results.append(score(fitted.apply(features[test]), labels[test], runs=runs))
     return {name: round(float(np.mean([r[name] for r in results])), 2) for name in ("ACC", "ARI", "NMI", "P@10", "mAP@R")}
