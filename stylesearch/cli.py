@@ -22,18 +22,12 @@ from rich.table import Table
 
 from . import __version__, config
 from .errors import StyleSearchError
+from .formats import shown
 from .integrations.digikam import digikam, plugins_digikam
 from .train.config import FinetuneConfig, PretrainConfig
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def shown(path: str | bytes) -> str:
-    """A path as one printable line: newlines, other control characters and undecodable
-    bytes escaped, so one failure is one line (the --json outputs keep the real path)."""
-    text = os.fsdecode(path)
-    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode() for c in text)
 
 
 def _print_rows(items, as_json: bool, header: str, row) -> None:
@@ -193,8 +187,21 @@ def _progress(disabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[
         yield (lambda n: progress.update(task, total=n)), on_file
 
 
+def _picture_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A picture is written in the type its name ends with, so the name must end with one
+    Pillow can write (checked before any work, not after the search)."""
+    if value is None:
+        return None
+    from PIL import Image
+
+    if value.suffix.lower() not in {ext for ext, kind in Image.registered_extensions().items() if kind in Image.SAVE}:
+        raise click.BadParameter(f"cannot tell the picture type of {shown(value.name)!r}: end the name with .png (or .jpg, .webp)")
+    return value
+
+
 _PICTURE_OPTIONS = [
-    click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), help="Also write a contact sheet (PNG)."),
+    click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), callback=_picture_file,
+                 help="Also write a contact sheet (PNG, or the type the name ends with: .jpg, .webp)."),
     click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
                  help="Also write a self-contained HTML gallery (opens offline, readable on a phone)."),
 ]
@@ -255,8 +262,8 @@ def similar(state: _State, query: str, k: int, include_self: bool, distinct: boo
             hits = run_similar(lib, query, k=k, include_self=include_self, distinct=distinct, model=state.settings.model,
                                make_embedder=state.embedder)
     _print_rows(hits, as_json, f"{'rank':>4}  {'distance':>9}  path",
-                lambda hit: f"{hit.rank:>4}  {hit.distance:>9.4f}  {escape(hit.path)}")
-    tiles = [Tile(query, "query")] + [Tile(h.path, f"#{h.rank}  {h.distance:.4f}") for h in hits]
+                lambda hit: f"{hit.rank:>4}  {hit.distance:>9.4f}  {escape(shown(hit.path))}")
+    tiles = [Tile(os.path.abspath(query), "query")] + [Tile(h.path, f"#{h.rank}  {h.distance:.4f}") for h in hits]
     _pictures(tiles, f"Works in the style of {os.path.basename(query)}", sheet, html_out)
 
 
@@ -289,7 +296,7 @@ def morph(state: _State, a: str, b: str, k: int, steps: int | None, sheet: Path 
                                              make_embedder=state.embedder))
     path = [Step(s["step"], s["path"], s["distance_to_a"], s["distance_to_b"]) for s in answer["steps"]]
     _print_rows(path, as_json, f"{'step':>4}  {'to A':>9}  {'to B':>9}  path",
-                lambda step: f"{step.index:>4}  {step.to_a:>9.4f}  {step.to_b:>9.4f}  {escape(step.path)}")
+                lambda step: f"{step.index:>4}  {step.to_a:>9.4f}  {step.to_b:>9.4f}  {escape(shown(step.path))}")
     if not as_json:
         g = answer["graph"]
         err.print(f"style graph: {g['works']} works, k={g['k']}, built in {g['build_seconds']:.2f} s", markup=False)
@@ -300,7 +307,8 @@ def morph(state: _State, a: str, b: str, k: int, steps: int | None, sheet: Path 
 
 @cli.command("map")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the map as an HTML page.")
-@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Write the map as a PNG.")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), callback=_picture_file,
+              help="Write the map as a PNG (or the type the name ends with: .jpg, .webp).")
 @click.option("--color-by", type=click.Choice(["folder", "root", "none"]), default="folder", show_default=True,
               help="Colour each work by its folder (e.g. one per artist), its indexed root, or not at all.")
 @click.option("--under", type=click.Path(path_type=str), help="Only works below this folder.")
@@ -349,10 +357,11 @@ def style_map(state: _State, html_out: Path | None, png: Path | None, color_by: 
 def _group(path: str, color_by: str, roots: list[bytes]) -> str:
     from .library.scan import owning_root
 
-    if color_by == "folder":
-        return os.path.basename(os.path.dirname(path))
+    root = owning_root(os.fsencode(path), roots)
+    if color_by == "folder":  # the folder below its root: two "covers" folders of two artists stay apart
+        folder, top = os.path.dirname(path), os.fsdecode(root) if root else None
+        return os.path.basename(folder) if top is None or folder == top else os.path.relpath(folder, top)
     if color_by == "root":
-        root = owning_root(os.fsencode(path), roots)
         return os.fsdecode(root) if root else "other"
     return "all"
 

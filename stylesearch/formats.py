@@ -1,4 +1,5 @@
-"""Which file names stylesearch reads: the one list shared by scanning, loading and archives."""
+"""Which file names stylesearch reads (the one list shared by scanning, loading and archives),
+and how a name is shown to people."""
 
 from __future__ import annotations
 
@@ -25,3 +26,11 @@ def is_supported(path: str | bytes | os.PathLike) -> bool:
 
 def is_archive(path: str | bytes | os.PathLike) -> bool:
     return suffix(path) in ARCHIVE_EXTS
+
+
+def shown(path: str | bytes | os.PathLike) -> str:
+    """A path as one printable line: newlines, other control characters and undecodable
+    bytes escaped, so one failure is one line and a picture's caption or a web page can show
+    any name (the --json outputs keep the real path)."""
+    text = os.fsdecode(path)
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode() for c in text)

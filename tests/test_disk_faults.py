@@ -114,6 +114,7 @@ def test_read_only_library_refuses_writes_clearly_and_still_answers(library_on, 
     assert_one_line_error(stylesearch("index", images), "read-only")
     assert_one_line_error(stylesearch("forget", query), "read-only")
     assert stylesearch("similar", query, "--json").output == before.output  # searching still works
+    assert stylesearch("morph", query, images / "img0007.png", "--k", "7", "--json").exit_code == 0  # its graph is not cached
     assert stylesearch("status").exit_code == 0
 
     subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)

@@ -14,7 +14,7 @@ from stylesearch.library.folder import Library
 from stylesearch.library.indexer import index_paths
 from stylesearch.search import morph as morph_module
 from stylesearch.search.morph import morph, resample
-from stylesearch.search.render import Tile, contact_sheet, html_gallery
+from stylesearch.search.render import Tile, contact_sheet, html_gallery, map_html, map_png
 from stylesearch.search.similar import dhash, near_duplicate, similar
 
 from samples import drawing, save
@@ -158,6 +158,51 @@ def test_contact_sheet_and_gallery_for_0_1_50_results(tmp_path, count):
     assert page.count("<figure>") == count and "Gallery &lt;&amp;&gt;" in page
     assert ("no results" in page) == (count == 0)
     assert page.count("data:image/jpeg;base64,") == count  # self-contained
+
+
+def test_pictures_show_any_file_name(tmp_path):
+    """Names with a newline or bytes that are not UTF-8 are shown escaped, never a crash or a
+    half-written file (they are legal on Linux and turn up in downloaded collections)."""
+    folder = tmp_path / "odd"
+    names = ["two\nlines.png", os.fsdecode(b"latin1-\xe9.png"), "plain.png"]
+    paths = [str(save(drawing(seed=i), folder / name)) for i, name in enumerate(names)]
+    tiles = [Tile(path, f"#{i}") for i, path in enumerate(paths)]
+    contact_sheet(tiles, tmp_path / "sheet.png", f"Works in the style of {names[0]}")
+    html_gallery(tiles, tmp_path / "page.html", f"Works in the style of {names[1]}")
+    page = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert "two\\nlines.png" in page and "latin1-\\udce9.png" in page and page.count("<figure>") == 3
+    assert "%E9" in page  # the link keeps the file's real bytes
+    xy = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 0.0]])
+    map_html(paths, xy, ["a\nb", os.fsdecode(b"\xff"), "c"], tmp_path / "map.html", "map")
+    assert (tmp_path / "map.html").read_text(encoding="utf-8").count('class="t"') == 3
+    map_png(paths, xy, ["a", "b", "c"], tmp_path / "map.png", names[0], side=40)
+    with Image.open(tmp_path / "map.png") as png:
+        pixels = np.asarray(png.convert("RGB"))
+    assert (pixels[:, -1] == 255).all() and (pixels[-1] == 255).all()  # nothing runs off the canvas
+    right_frame = pixels[:, pixels.shape[1] - 10]  # the right edge of the frames of the works at x = 1, in the margin
+    assert (right_frame != 255).any(axis=1).sum() >= 40
+
+
+def test_map_colours_by_folder_below_its_root(env, tmp_path):
+    root = tmp_path / "shelf"
+    for i, folder in enumerate(["x/covers", "y/covers", "."]):
+        for j in range(2):
+            save(drawing(seed=10 * i + j, style=i), root / folder / f"p{j}.png")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["index", str(root)]).exit_code == 0
+    assert runner.invoke(cli, ["map", "--html", str(tmp_path / "map.html")]).exit_code == 0
+    legend = (tmp_path / "map.html").read_text().split('class="legend"')[1].split("</p>")[0]
+    assert "x/covers" in legend and "y/covers" in legend and "shelf" in legend  # two "covers" folders stay apart
+
+
+def test_picture_names_must_say_their_type(env, comics, tmp_path):
+    runner = CliRunner()
+    a = comics / "artist0" / "page0.png"
+    for args in (["similar", str(a), "--sheet", str(tmp_path / "noext")], ["map", "--png", str(tmp_path / "m.xyz")],
+                 ["morph", str(a), str(a), "--sheet", str(tmp_path / "m.noext")]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2 and "end the name with .png" in result.output and "Traceback" not in result.output, result.output
+    assert not (env / "catalog.sqlite3").exists()  # refused before any work
 
 
 def test_cli_morph_similar_pictures_and_map(env, comics, tmp_path):

@@ -9,6 +9,7 @@ changes, so a morph at 100k works costs one Dijkstra, not a graph build.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -106,7 +107,8 @@ def cached_graph(library: Library, k: int) -> Graph:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError:  # a read-only library still answers, it just cannot cache
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (a read-only disk refuses even to unlink what is not there)
+            tmp.unlink()
     return graph
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ..errors import ImageLoadError
+from ..formats import shown
 from ..imaging import load_image
 
 
@@ -41,7 +42,7 @@ def thumbnail(path: str, side: int) -> Image.Image:
 
 def short_name(path: str) -> str:
     """folder/file: enough to tell works apart at a glance (full paths are in the HTML)."""
-    return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+    return shown(os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path)))
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -65,7 +66,7 @@ def contact_sheet(tiles: list[Tile], out: Path, title: str, *, columns: int = 5,
     sheet = Image.new("RGB", (pad + columns * (side + pad), head + rows * (side + text_h + pad)), "white")
     draw = ImageDraw.Draw(sheet)
     big, small = _font(18), _font(12)
-    draw.text((pad, 10), _fit(draw, title, sheet.width - 2 * pad, big), fill="black", font=big)
+    draw.text((pad, 10), _fit(draw, shown(title), sheet.width - 2 * pad, big), fill="black", font=big)
     if not tiles:
         draw.text((pad, head + 10), "no results", fill="gray", font=small)
     for i, tile in enumerate(tiles):
@@ -107,13 +108,13 @@ figcaption b {{ display: block; }}
 def html_gallery(tiles: list[Tile], out: Path, title: str, *, side: int = 240) -> None:
     """A self-contained page (thumbnails embedded), readable offline and on a phone."""
     figures = [
-        f'<figure><a href="{html.escape(Path(t.path).absolute().as_uri())}"><img alt="{html.escape(os.path.basename(t.path))}" '
-        f'src="{_data_uri(t.path, side)}"></a><figcaption><b>{html.escape(t.caption)}</b>{html.escape(t.path)}</figcaption></figure>'
+        f'<figure><a href="{html.escape(Path(t.path).absolute().as_uri())}"><img alt="{html.escape(shown(os.path.basename(t.path)))}" '
+        f'src="{_data_uri(t.path, side)}"></a><figcaption><b>{html.escape(t.caption)}</b>{html.escape(shown(t.path))}</figcaption></figure>'
         for t in tiles
     ]
     body = f'<div class="grid">{"".join(figures)}</div>' if figures else '<p class="empty">no results</p>'
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_PAGE.format(title=html.escape(title), body=body), encoding="utf-8")
+    out.write_text(_PAGE.format(title=html.escape(shown(title)), body=body), encoding="utf-8")
 
 
 # --- the style map -------------------------------------------------------------------------
@@ -164,10 +165,10 @@ def map_html(paths: list[str], xy: np.ndarray, groups: list[str], out: Path, tit
     extent = max(800, int(np.sqrt(len(paths)) * side * 1.6))
     items = [
         f'<img class="t" style="left:{px * extent:.0f}px;top:{py * extent:.0f}px;border-color:{colours[g]}" '
-        f'title="{html.escape(p)}" src="{_data_uri(p, side)}">'
+        f'title="{html.escape(shown(p))}" src="{_data_uri(p, side)}">'
         for p, (px, py), g in zip(paths, xy, groups, strict=True)
     ]
-    legend = "".join(f'<span><i style="background:{c}"></i>{html.escape(g)}</span>' for g, c in colours.items()) if len(colours) > 1 else ""
+    legend = "".join(f'<span><i style="background:{c}"></i>{html.escape(shown(g))}</span>' for g, c in colours.items()) if len(colours) > 1 else ""
     body = f"""<style>
 #view {{ position: relative; width: 100%; height: 80vh; overflow: hidden; border: 1px solid #ccc; background: #fff; touch-action: none; }}
 #map {{ position: absolute; transform-origin: 0 0; width: {extent + side}px; height: {extent + side}px; }}
@@ -179,24 +180,25 @@ def map_html(paths: list[str], xy: np.ndarray, groups: list[str], out: Path, tit
 <div id="view"><div id="map">{"".join(items)}</div></div>
 <script>{_MAP_SCRIPT}</script>"""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_PAGE.format(title=html.escape(title), body=body), encoding="utf-8")
+    out.write_text(_PAGE.format(title=html.escape(shown(title)), body=body), encoding="utf-8")
 
 
 def map_png(paths: list[str], xy: np.ndarray, groups: list[str], out: Path, title: str, *, side: int = 40) -> None:
     colours = palette(groups)
     size = int(min(2400, max(600, np.sqrt(len(paths)) * side * 2.5)))
     legend_h = 22 * (len(colours) if len(colours) > 1 else 0)
-    img = Image.new("RGB", (size + side, size + side + 40 + legend_h), "white")
+    margin, head = 10, 40  # the margin keeps the outermost thumbnails' frames on the canvas
+    img = Image.new("RGB", (size + side + 2 * margin, head + size + side + margin + legend_h), "white")
     draw = ImageDraw.Draw(img)
-    draw.text((10, 10), title, fill="black", font=_font(18))
+    draw.text((margin, 10), shown(title), fill="black", font=_font(18))
     for path, (px, py), group in zip(paths, xy, groups, strict=True):
-        x, y = int(px * size), int(py * size) + 40
+        x, y = margin + int(px * size), head + int(py * size)
         img.paste(thumbnail(path, side), (x, y))
         draw.rectangle((x - 1, y - 1, x + side, y + side), outline=colours[group], width=2)
     if len(colours) > 1:
         for i, (group, colour) in enumerate(colours.items()):
-            y = size + side + 45 + 22 * i
+            y = head + size + side + margin + 5 + 22 * i
             draw.rectangle((10, y, 24, y + 14), fill=colour)
-            draw.text((30, y), group, fill="black", font=_font(14))
+            draw.text((30, y), shown(group), fill="black", font=_font(14))
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)
