@@ -895,9 +895,11 @@ def evaluate(state: _State, data: str, baseline: bool, tsne: Path | None, seed: 
             continue
         kept.append(example)
         vectors.append(vector)
-    if len({e.artist for e in kept}) < 2:
-        raise StyleSearchError("evaluation needs images of at least two artists")
     labels = [e.artist for e in kept]
+    if len(set(labels)) < 2:
+        raise StyleSearchError("evaluation needs images of at least two artists")
+    if len(set(labels)) == len(labels):  # retrieval needs a second work of the query's artist to find
+        raise StyleSearchError("evaluation needs at least one artist with two or more images")
     results = {embedder.info.model_id: ev.score(np.stack(vectors), labels, seed=seed, runs=kmeans_runs)}
     if baseline:
         images = [load_image(e.path, 64) for e in kept]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import warnings
 from typing import BinaryIO
 
 import numpy as np
@@ -28,6 +29,9 @@ try:  # AVIF is built into recent Pillow; HEIF needs the optional pillow-heif pl
 except ImportError:
     pass
 
+# Pillow warns (on stderr, once per run) about images between its pixel limit and twice it;
+# decode_image refuses that whole range with a one-line reason, so the warning is noise
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def load_image(path: str | os.PathLike, target: int = 0) -> Image.Image:

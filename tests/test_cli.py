@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from stylesearch.cli import cli
 
-from samples import drawing, save
+from samples import drawing, png_header_only, save
 
 
 @pytest.fixture
@@ -112,6 +112,13 @@ def test_expected_errors_are_one_line_with_exit_1(runner, comics, indexed, args,
 
 
 
+def test_eval_refuses_artists_with_one_image_each(runner, comics, tmp_path):
+    labels = tmp_path / "singles.csv"  # retrieval scores would be NaN (invalid JSON) before
+    labels.write_text("path,artist\n" + "".join(f"{comics}/artist{i}/page0.png,a{i}\n" for i in range(3)))
+    result = invoke(runner, "eval", labels, "--json")
+    assert result.exit_code == 1 and "at least one artist with two or more images" in result.output, result.output
+
+
 def test_an_unreadable_query_is_named_in_its_one_line_error(runner, comics, tmp_path):
     invoke(runner, "index", comics)
     broken = tmp_path / "broken.jpg"
@@ -142,6 +149,12 @@ def test_console_script_errors_without_traceback(env, tmp_path):
     proc = subprocess.run([script, "similar", str(broken)], capture_output=True, text=True, env=os.environ)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("Error:") and len(proc.stderr.strip().splitlines()) == 1
+    bomb = tmp_path / "bomb" / "warning-zone.png"  # between Pillow's limit and twice it: Pillow only warns
+    bomb.parent.mkdir()
+    bomb.write_bytes(png_header_only(10000, 10000))
+    proc = subprocess.run([script, "index", str(bomb.parent)], capture_output=True, text=True, env=os.environ)
+    assert proc.returncode == 0 and "Warning" not in proc.stderr, proc.stderr  # refused in one line, no Pillow warning
+    assert "decompression bomb refused" in proc.stderr
 
 
 def test_bad_settings_file_and_half_missing_index_are_one_line(runner, comics, env, tmp_path, monkeypatch):
