@@ -141,6 +141,25 @@ def test_distinct_drops_reprints(tmp_path, embedder):
     assert {os.path.basename(h.path) for h in distinct} == {f"other{i}.png" for i in range(4)}
 
 
+def test_distinct_searches_past_many_reprints_and_can_list_the_query(tmp_path, embedder):
+    root = tmp_path / "prints"
+    original = drawing(seed=7, size=(200, 260))
+    save(original, root / "cover.png")
+    for i in range(40):  # more reprints than the first candidates asked for (4k + 16 = 32)
+        save(original.resize((200 - i, 260 - i)), root / "reprints" / f"r{i:02d}.png")
+    for i in range(4):
+        save(drawing(seed=100 + i, size=(200, 260), style=1), root / "others" / f"other{i}.png")
+    with Library(tmp_path / "lib", create=True) as lib:
+        index_paths(lib, [root], embedder)
+        nearest = similar(lib, root / "cover.png", k=32, make_embedder=lambda _: embedder)
+        distinct = similar(lib, root / "cover.png", k=4, distinct=True, make_embedder=lambda _: embedder)
+        with_self = similar(lib, root / "cover.png", k=3, distinct=True, include_self=True, make_embedder=lambda _: embedder)
+    assert all("reprints" in h.path for h in nearest)  # the reprints fill the first candidates
+    assert {os.path.basename(h.path) for h in distinct} == {f"other{i}.png" for i in range(4)}
+    assert with_self[0].path == str(root / "cover.png") and with_self[0].distance < 1e-4
+    assert all("others" in h.path for h in with_self[1:]) and len(with_self) == 3
+
+
 @pytest.mark.parametrize("count", [0, 1, 50])
 def test_contact_sheet_and_gallery_for_0_1_50_results(tmp_path, count):
     folder = tmp_path / "ünïcode folder with spaces"

@@ -93,20 +93,35 @@ def similar(
     ann = library.ann(len(vector))
     if ann.live == 0:
         raise StyleSearchError("the library has no indexed works yet: run `stylesearch index PATH` first")
-    # Ask for extra: the query itself, rows changed since the index was saved, and (with
-    # `distinct`) duplicates drop out.
-    ids, distances = ann.query(vector, (4 * k + 16) if distinct else k + 1 + max(8, k // 4))
+    # Ask for extra: the query itself and rows changed since the index was saved drop out;
+    # with `distinct` so do near-duplicates, and the search goes deeper until k remain or the
+    # library is exhausted (a collection of reprints must not come back short).
+    want = min((4 * k + 16) if distinct else k + 1 + max(8, k // 4), ann.live)
+    fingerprints = {self_id: dhash(query)} if distinct else {}
+    while True:
+        hits = _hits(library, *ann.query(vector, want), k, self_id, include_self, fingerprints)
+        if len(hits) == k or not distinct or want >= ann.live:
+            return hits
+        want = min(4 * want, ann.live)
+
+
+def _hits(library: Library, ids: np.ndarray, distances: np.ndarray, k: int, self_id: int | None, include_self: bool,
+          fingerprints: dict | None) -> list[Hit]:
+    """The first k listable candidates, nearest first. `fingerprints` (distinct only: the
+    query's under `self_id`, others cached as they are computed) leaves out each candidate
+    that is a near-duplicate of the query or of a work listed before it."""
     paths = library.catalog.ok_paths(ids)
-    seen_hashes = [dhash(query)] if distinct else []
-    hits = []
+    listed = [fingerprints[self_id]] if fingerprints else []
+    hits: list[Hit] = []
     for file_id, distance in zip(ids, distances, strict=True):
         if file_id not in paths or (file_id == self_id and not include_self):
             continue
-        if distinct:
-            fingerprint = dhash(paths[file_id])
-            if any(near_duplicate(fingerprint, h) for h in seen_hashes):
+        if fingerprints and file_id != self_id:  # the query itself, when listed, is no duplicate of itself
+            if file_id not in fingerprints:
+                fingerprints[file_id] = dhash(paths[file_id])
+            if any(near_duplicate(fingerprints[file_id], seen) for seen in listed):
                 continue
-            seen_hashes.append(fingerprint)
+            listed.append(fingerprints[file_id])
         hits.append(Hit(len(hits) + 1, float(distance), os.fsdecode(paths[file_id])))
         if len(hits) == k:
             break
