@@ -409,7 +409,7 @@ def embed(state: _State, paths: tuple[str, ...], output: Path, batch_size: int) 
 @pass_state
 def status(state: _State, failed: bool, as_json: bool) -> None:
     """Show the library: folder, model, file counts, watched roots, index size."""
-    from .library.scan import reachable
+    from .library.scan import watched_roots
     from .model.locate import resolve_model_path
 
     with state.library() as lib:
@@ -420,7 +420,7 @@ def status(state: _State, failed: bool, as_json: bool) -> None:
             "model": {"path": str(model_path), "library_model_id": lib.model_id,
                       "matches_library": lib.known_model_id(model_path) is not None or lib.model_id is None},
             "counts": lib.catalog.counts(),
-            "roots": [{"path": os.fsdecode(r), "reachable": reachable(r)} for r in lib.catalog.roots()],
+            "roots": [{"path": os.fsdecode(r), "reachable": ok} for r, ok in watched_roots(lib.catalog)],
             "index": {"vectors": facts.get("live", 0), "bytes": facts.get("bytes", 0),
                       "fresh": facts.get("generation") == lib.catalog.generation},
         }
@@ -438,7 +438,7 @@ def status(state: _State, failed: bool, as_json: bool) -> None:
     out.print(f"[bold]Index[/]   {report['index']['vectors']} vectors, {report['index']['bytes'] / 2**20:.1f} MiB"
               + ("" if report["index"]["fresh"] else " (stale: rebuilt on next use)"))
     for root in report["roots"]:
-        out.print(f"[bold]Root[/]    {root['path']}" + ("" if root["reachable"] else "  [yellow](offline)[/]"), markup=True)
+        out.print(f"[bold]Root[/]    {escape(shown(root['path']))}" + ("" if root["reachable"] else "  [yellow](offline)[/]"), markup=True)
     for item in report.get("failed", []):
         out.print(f"failed: {shown(item['path'])}: {item['error']}", markup=False)
 
@@ -578,15 +578,15 @@ def roots() -> None:
 @pass_state
 def roots_list(state: _State, as_json: bool) -> None:
     """List the watched folders."""
-    from .library.scan import reachable
+    from .library.scan import watched_roots
 
     with state.library() as lib:
-        found = [{"path": os.fsdecode(r), "reachable": reachable(r)} for r in lib.catalog.roots()]
+        found = [{"path": os.fsdecode(r), "reachable": ok} for r, ok in watched_roots(lib.catalog)]
     if as_json:
         click.echo(json.dumps(found))
         return
     for root in found:
-        out.print(escape(root["path"]) + ("" if root["reachable"] else "  [yellow](offline)[/]"))
+        out.print(escape(shown(root["path"])) + ("" if root["reachable"] else "  [yellow](offline)[/]"))
 
 
 @roots.command("add")
@@ -595,10 +595,11 @@ def roots_list(state: _State, as_json: bool) -> None:
 def roots_add(state: _State, paths: tuple[str, ...]) -> None:
     """Watch these folders too (indexed by the daemon or the next `stylesearch index`)."""
     with state.library(create=True) as lib, lib.catalog.transaction():
-        for path in paths:
-            lib.catalog.add_root(os.fsencode(os.path.abspath(path)))
+        new = {os.fsencode(os.path.abspath(path)) for path in paths} - set(lib.catalog.roots())
+        for path in sorted(new):
+            lib.catalog.add_root(path)
     state.daemon("rescan", {})
-    out.print(f"Watching {len(paths)} more folder(s).")
+    out.print(f"Watching {len(new)} more folder(s)." if new else "Already watching every folder given.")
 
 
 @roots.command("remove")

@@ -1,6 +1,8 @@
 import os
+import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,28 @@ def comics(tmp_path) -> Path:
         for i in range(4):
             save(drawing(seed=10 * style + i, style=style), root / f"artist{style}" / f"page{i}.png")
     return root
+
+
+@pytest.fixture
+def tmpfs():
+    """`with tmpfs(folder):` a small tmpfs mounted on `folder` (made if missing), unmounted
+    after: a drive plugged in and pulled out, on its own file system. Root only; skipped
+    where mounting is not allowed."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+
+    @contextmanager
+    def mounted(folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        try:
+            yield folder
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], check=True)
+
+    return mounted
 
 
 @pytest.fixture

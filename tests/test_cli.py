@@ -168,3 +168,11 @@ def test_bad_settings_file_and_half_missing_index_are_one_line(runner, comics, e
     monkeypatch.delenv("STYLESEARCH_LIBRARY")
     result = invoke(runner, "status")
     assert result.exit_code == 1 and "library must be a string" in result.output
+
+
+def test_roots_add_counts_new_folders_and_a_new_empty_one_is_reachable(runner, env, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "Watching 1 more folder(s)." in invoke(runner, "roots", "add", empty, empty).output
+    assert "Already watching every folder given." in invoke(runner, "roots", "add", empty).output
+    assert json.loads(invoke(runner, "roots", "list", "--json").output) == [{"path": str(empty), "reachable": True}]

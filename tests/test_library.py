@@ -7,6 +7,7 @@ import pytest
 
 from stylesearch.embed import Embedder
 from stylesearch.errors import StyleSearchError
+from stylesearch.library import scan
 from stylesearch.library.folder import Library
 from stylesearch.library.indexer import index_paths
 from stylesearch.search.similar import similar
@@ -115,10 +116,6 @@ def test_unreachable_root_goes_offline_not_deleted(lib, comics, embedder, tmp_pa
     assert summary.offline == 12 and summary.removed == 0
     assert lib.catalog.counts() == {"ok": 0, "failed": 0, "offline": 12}
     assert lib.ann().live == 0  # offline works are not offered as results
-    comics.mkdir()  # an empty mount point is offline too, not "everything deleted"
-    summary, _ = run(lib, [comics], embedder)
-    assert summary.removed == 0 and lib.catalog.counts()["offline"] == 12
-    comics.rmdir()
     os.rename(hidden, comics)
     summary, embedded = run(lib, [comics], embedder)
     assert (summary.unchanged, embedded) == (12, 0)
@@ -136,7 +133,9 @@ def test_failures_are_recorded_and_the_batch_goes_on(lib, comics, embedder):
     assert set(reasons) == {"broken.jpg", "empty.png", "pipe.png"}
     assert all(r and "\n" not in r for r in reasons.values())
     summary, embedded = run(lib, [comics], embedder)  # failures are not retried unless asked
-    assert (summary.failed, embedded) == (1, 0)  # only the FIFO is re-reported (it has no stat identity)
+    assert (summary.failed, embedded) == (0, 0)  # the FIFO too: listed again only if its reason changes
+    assert {os.path.basename(os.fsdecode(p)) for p, _ in lib.catalog.failed()} == set(reasons)
+    assert run(lib, [comics], embedder, retry_failed=True)[0].failed == 3
     (comics / "broken.jpg").unlink()
     save(drawing(seed=1), comics / "broken.jpg")
     summary, embedded = run(lib, [comics], embedder)
@@ -246,20 +245,64 @@ def test_missing_library_is_not_created_by_readers(tmp_path):
     assert not (tmp_path / "none").exists()
 
 
-def test_unmounted_root_inside_another_root_is_offline_not_deleted(lib, comics, embedder, tmp_path):
+def test_an_emptied_root_loses_its_works_and_stays_reachable(lib, comics, embedder):
+    """Emptied on purpose (the folder stays on its file system): its works are gone, not
+    offline; only an unmounted drive's mount point keeps them (next tests)."""
+    run(lib, [comics], embedder)
+    for folder in comics.iterdir():
+        shutil.rmtree(folder)
+    summary, _ = run(lib, [comics], embedder)
+    assert (summary.removed, summary.offline) == (12, 0)
+    assert lib.catalog.counts() == {"ok": 0, "failed": 0, "offline": 0}
+    assert scan.watched_roots(lib.catalog) == [(os.fsencode(comics), True)]
+
+
+def test_unmounted_drive_goes_offline_and_comes_back_unchanged(lib, comics, embedder, tmp_path, tmpfs):
+    drive = tmp_path / "drive"  # a mount point
+    with tmpfs(drive):
+        shutil.copytree(comics, drive / "comics")
+        run(lib, [drive], embedder)
+    summary, _ = run(lib, [drive], embedder)  # unmounted: the empty mount point stays
+    assert (summary.removed, summary.offline) == (0, 12)
+    assert lib.catalog.counts() == {"ok": 0, "failed": 0, "offline": 12}
+    assert scan.watched_roots(lib.catalog) == [(os.fsencode(drive), False)]
+    with tmpfs(drive):  # plugged in again: the same files (copytree keeps their times)
+        shutil.copytree(comics, drive / "comics")
+        summary, embedded = run(lib, [drive], embedder)
+        assert (summary.unchanged, embedded, summary.removed) == (12, 0, 0)
+        assert lib.catalog.counts()["ok"] == 12
+
+
+def test_unmounted_root_inside_another_root_is_offline_not_deleted(lib, comics, embedder, tmp_path, tmpfs):
     inner = comics / "artist1"
-    run(lib, [inner], embedder)
-    run(lib, [comics], embedder)  # two roots, one inside the other
-    assert lib.catalog.counts()["ok"] == 12
-    away = tmp_path / "away"
-    away.mkdir()
-    for path in inner.iterdir():  # the drive is unmounted: an empty mount point stays
-        os.rename(path, away / path.name)
+    saved = tmp_path / "saved"
+    shutil.copytree(inner, saved)
+    shutil.rmtree(inner)
+    with tmpfs(inner):  # artist1 is a drive mounted inside the comics folder
+        shutil.copytree(saved, inner, dirs_exist_ok=True)
+        run(lib, [inner], embedder)
+        run(lib, [comics], embedder)  # two roots, one inside the other
+        assert lib.catalog.counts()["ok"] == 12
     every_root = [os.fsdecode(r) for r in lib.catalog.roots()]  # as `stylesearch index` with no paths
-    summary, _ = run(lib, every_root, embedder)
+    summary, _ = run(lib, every_root, embedder)  # unmounted: an empty mount point stays
     assert (summary.removed, summary.offline) == (0, 4)
     assert lib.catalog.counts() == {"ok": 8, "failed": 0, "offline": 4}
-    for path in away.iterdir():
-        os.rename(path, inner / path.name)
-    summary, embedded = run(lib, every_root, embedder)
+    with tmpfs(inner):
+        shutil.copytree(saved, inner, dirs_exist_ok=True)
+        summary, embedded = run(lib, every_root, embedder)
     assert (summary.unchanged, summary.added, embedded) == (12, 0, 0)  # back, counted once, nothing re-embedded
+
+
+def test_a_catalog_made_before_root_devices_is_upgraded(tmp_path, comics, embedder):
+    folder = tmp_path / "old-lib"
+    with Library(folder, create=True) as library:
+        run(library, [comics], embedder)
+    con = sqlite3.connect(folder / "catalog.sqlite3")
+    con.execute("ALTER TABLE roots DROP COLUMN device")  # as a catalog from before 2026-11-28
+    con.commit()
+    con.close()
+    with Library(folder) as library:
+        assert library.catalog.root_devices() == {}  # nothing recorded: an empty root would read as unmounted
+        run(library, [comics], embedder)
+        assert library.catalog.root_devices() == {os.fsencode(comics): os.stat(comics).st_dev}
+        assert library.catalog.counts()["ok"] == 12

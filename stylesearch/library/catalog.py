@@ -7,6 +7,7 @@ generation it was built at, which is how a stale or half-saved index is detected
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -21,7 +22,7 @@ STATUSES = ("ok", "failed", "offline")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS roots (path BLOB PRIMARY KEY, added REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS roots (path BLOB PRIMARY KEY, added REAL NOT NULL, device INTEGER);
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
     path BLOB NOT NULL UNIQUE,
@@ -73,6 +74,8 @@ class Catalog:
             if self.get_meta("schema_version") is None:
                 self.set_meta("schema_version", SCHEMA_VERSION)
                 self.set_meta("generation", "0")
+            if "device" not in {column[1] for column in self.db.execute("PRAGMA table_info(roots)")}:
+                self.db.execute("ALTER TABLE roots ADD COLUMN device INTEGER")  # catalogs made before 2026-11-28
 
     def close(self) -> None:
         self.db.close()
@@ -105,13 +108,29 @@ class Catalog:
 
     # --- roots ------------------------------------------------------------------------
     def add_root(self, path: bytes) -> None:
-        self.db.execute("INSERT OR IGNORE INTO roots (path, added) VALUES (?, ?)", (path, time.time()))
+        """Watch a folder; its file system now is the baseline `root_devices` starts from."""
+        try:
+            device = os.stat(path).st_dev
+        except OSError:
+            device = None
+        self.db.execute("INSERT OR IGNORE INTO roots (path, added, device) VALUES (?, ?, ?)", (path, time.time(), device))
 
     def remove_root(self, path: bytes) -> None:
         self.db.execute("DELETE FROM roots WHERE path=?", (path,))
 
     def roots(self) -> list[bytes]:
         return [r[0] for r in self.db.execute("SELECT path FROM roots ORDER BY path")]
+
+    def root_devices(self) -> dict[bytes, int]:
+        """Each root's file system (st_dev) when it was last seen holding files: how an
+        emptied folder is told from an unmounted drive's empty mount point."""
+        try:
+            return dict(self.db.execute("SELECT path, device FROM roots WHERE device IS NOT NULL"))
+        except sqlite3.OperationalError:  # an older catalog on a read-only disk: not recorded
+            return {}
+
+    def set_root_device(self, path: bytes, device: int) -> None:
+        self.db.execute("UPDATE roots SET device=? WHERE path=?", (device, path))
 
     # --- files ------------------------------------------------------------------------
     _COLS = "id, path, size, mtime_ns, hash, status, error, model_id"

@@ -80,6 +80,8 @@ def index_paths(
         with catalog.transaction():
             for root in plan.roots if as_roots else ():
                 catalog.add_root(root)
+            for root, device in plan.devices.items():
+                catalog.set_root_device(root, device)
             catalog.set_status([r.id for r in plan.offline], "offline")
             catalog.set_status([r.id for r in plan.back_online], "ok")
             for path, why in plan.unreadable:

@@ -38,6 +38,7 @@ class Plan:
     unlisted: list[tuple[bytes, str]] = field(default_factory=list)  # folders that could not be listed
     missing: list[bytes] = field(default_factory=list)  # paths given that do not exist
     roots: list[bytes] = field(default_factory=list)  # folders scanned
+    devices: dict[bytes, int] = field(default_factory=dict)  # roots seen reachable: their file system now
 
 
 def normalise(path: str | bytes | os.PathLike) -> bytes:
@@ -78,9 +79,28 @@ def owning_root(path: bytes, roots: Iterable[bytes]) -> bytes | None:
     return max(holders, key=len) if holders else None
 
 
-def reachable(root: bytes) -> bool:
-    """A root folder that exists and is not an empty mount point (an unmounted drive)."""
-    return os.path.isdir(root) and _has_entries(root)
+def reachable(root: bytes, device: int | None = None) -> bool:
+    """A root folder that exists and is not an unmounted drive's empty mount point: it holds
+    something, or it is empty on the file system it was on when it last held files
+    (`device`, its st_dev then: emptied on purpose). Empty with nothing recorded: unmounted."""
+    return root_device(root, device) is not None
+
+
+def watched_roots(catalog: Catalog) -> list[tuple[bytes, bool]]:
+    """Each root the library watches and whether it is reachable now (for status listings)."""
+    recorded = catalog.root_devices()
+    return [(root, reachable(root, recorded.get(root))) for root in catalog.roots()]
+
+
+def root_device(root: bytes, device: int | None = None) -> int | None:
+    """The st_dev of a reachable root (see `reachable`), None for one that is not."""
+    try:
+        info = os.stat(root)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode):
+        return None
+    return info.st_dev if _has_entries(root) or info.st_dev == device else None
 
 
 def plan(
@@ -92,7 +112,9 @@ def plan(
     folder holding it could not be listed, the file is offline, never deleted."""
     result = Plan()
     roots = set(roots)
-    away = {r for r in roots if not reachable(r)}
+    recorded = catalog.root_devices()
+    result.devices = {r: d for r in roots if (d := root_device(r, recorded.get(r))) is not None}
+    away = roots - set(result.devices)
     targets = [t for t in dict.fromkeys(targets) if not any(t != o and is_under(t, o) for o in targets)]  # outer walks cover inner
 
     def kept_offline(path: bytes) -> bool:
@@ -115,8 +137,11 @@ def plan(
             seen = {}
         for path, info in seen.items():
             row = rows.pop(path, None)
-            if isinstance(info, str):
-                result.unreadable.append((path, info))
+            if isinstance(info, str):  # recorded once: listed again only when the reason changes
+                if row is None or row.status != "failed" or row.error != info or retry_failed:
+                    result.unreadable.append((path, info))
+                else:
+                    result.unchanged += 1
                 continue
             same_file = row is not None and row.size == info.st_size and row.mtime_ns == info.st_mtime_ns
             if same_file and row.status == "offline" and row.model_id == model_id:
