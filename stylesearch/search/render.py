@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import colorsys
+import functools
 import html
 import io
 import os
@@ -45,8 +46,14 @@ def short_name(path: str) -> str:
     return shown(os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path)))
 
 
+@functools.cache
 def _font(size: int) -> ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
+    """DejaVu Sans where the system has it (accented, Greek and Cyrillic names), else
+    Pillow's built-in font, which draws only ASCII."""
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:
+        return ImageFont.load_default(size=size)
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font) -> str:
