@@ -814,6 +814,10 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
               help="Weight (0 to 1) of the synthetic artists' images (labels under synthetic/, as "
                    "models/recipe/synthetic_artists.py makes them) in the discriminant analysis, against 1 "
                    "for every other image; no effect without them.")
+@click.option("--jpeg-copies", default="", show_default=True, metavar="QUALITIES",
+              help="Also fit on each image saved as a JPEG of these qualities (comma-separated, 1-95; e.g. 90,75), "
+                   "as more works of its artist, so JPEG compression is variation the map learns to ignore; "
+                   "each quality is one more pass over DATA.")
 @click.option("--shrinkage", default="auto", show_default=True,
               help="Covariance shrinkage between 0 and 1, or auto (Ledoit-Wolf).")
 @click.option("--name", default="stylesearch-style", show_default=True, help="Model name stored in the checkpoint.")
@@ -821,8 +825,8 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @pass_state
 def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: float, normalise: bool,
-         head_epochs: int, head_weight: float, stage_statistics: bool, synthetic_weight: float, shrinkage: str,
-         name: str, model_version: str, as_json: bool) -> None:
+         head_epochs: int, head_weight: float, stage_statistics: bool, synthetic_weight: float, jpeg_copies: str,
+         shrinkage: str, name: str, model_version: str, as_json: bool) -> None:
     """Fuse a trained encoder with hand-made style statistics (palette, strokes, texture).
 
     The embedding becomes [the statistics' most discriminant directions (with
@@ -854,11 +858,17 @@ def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: f
             raise StyleSearchError(f"{option} must be 0 or more (got {value})")
     if not 0 < synthetic_weight <= 1:
         raise StyleSearchError(f"--synthetic-weight must be above 0 and at most 1 (got {synthetic_weight})")
+    try:
+        qualities = tuple(int(q) for q in jpeg_copies.split(",") if q.strip())
+    except ValueError:
+        qualities = (0,)
+    if not all(1 <= q <= 95 for q in qualities):
+        raise StyleSearchError(f"--jpeg-copies takes JPEG qualities from 1 to 95, comma-separated (got {jpeg_copies!r})")
     if not out.parent.is_dir():
         raise StyleSearchError(f"--out: folder not found: {out.parent}")
     result = run(load_examples(data), init, out, dim=dim, cnn_weight=cnn_weight, shrinkage=shrinkage, normalise=normalise,
                  head_epochs=head_epochs, head_weight=head_weight, stage_statistics=stage_statistics,
-                 synthetic_weight=synthetic_weight,
+                 synthetic_weight=synthetic_weight, jpeg_copies=qualities,
                  device=state.settings.device, name=name, version=model_version)
     _finish_training(result, out, as_json)
 

@@ -368,6 +368,8 @@ def test_a_map_fitted_on_other_statistics_is_refused_with_a_way_out(painters, tm
     (["--dim", "0"], "--dim must be at least 1"),
     (["--synthetic-weight", "0"], "--synthetic-weight must be above 0 and at most 1"),
     (["--synthetic-weight", "2"], "--synthetic-weight must be above 0 and at most 1"),
+    (["--jpeg-copies", "96"], "--jpeg-copies takes JPEG qualities from 1 to 95"),
+    (["--jpeg-copies", "90,high"], "--jpeg-copies takes JPEG qualities from 1 to 95"),
 ])
 def test_cli_fuse_rejects_bad_options(painters, tmp_path, env, tiny_model, args, message):
     result = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model),
@@ -430,3 +432,27 @@ def test_synthetic_weight_lets_the_real_artists_spread_set_the_map():
     assert discriminant_rows(["a/x", "synthetic/1", "b/y"], 0.25).tolist() == [0, 0, 0, 0, 1, 2, 2, 2, 2]
     for artists_only, weight in ((["a/x", "b/y"], 0.25), (["synthetic/1", "synthetic/2"], 0.25), (["a/x", "synthetic/1"], 1.0)):
         assert discriminant_rows(artists_only, weight).tolist() == [0, 1]  # nothing to weigh against
+
+
+def test_jpeg_copies_teach_the_map_to_ignore_compression(painters, tmp_path, env, tiny_model):
+    """Fitted on the drawings' JPEG copies too, the map keeps a drawing and its JPEG closer,
+    relative to other works of its artist, than fitted on the PNGs alone."""
+    jpegs = tmp_path / "jpegs"
+    paths = sorted(painters.rglob("*.png"))
+    for path in paths:
+        save(Image.open(path), jpegs / path.relative_to(painters).with_suffix(".jpg"), quality=40)
+    shifts = {}
+    for copies in ("", "40"):
+        out = tmp_path / f"fused{copies}.pt"
+        result = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model), "--out", str(out),
+                                          "--cnn-weight", "0", "--head-epochs", "0", "--jpeg-copies", copies, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["summary"]["jpeg_copies"] == ([40] if copies else [])
+        embedder = Embedder(out, precision="fp32", workers=1)
+        png = np.stack([v for _, v, _ in embedder.stream(paths)])
+        jpg = np.stack([v for _, v, _ in embedder.stream([jpegs / p.relative_to(painters).with_suffix(".jpg") for p in paths])])
+        labels = np.array([p.parent.name for p in paths])
+        same = (labels[:, None] == labels[None]) & ~np.eye(len(paths), dtype=bool)
+        spread = np.linalg.norm(png[:, None] - png[None], axis=2)[same].mean()
+        shifts[copies] = np.linalg.norm(png - jpg, axis=1).mean() / spread
+    assert shifts["40"] < 0.8 * shifts[""], shifts

@@ -6,6 +6,7 @@ code that indexing uses, so training sees exactly what search will see.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import random
 import sqlite3
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2 as T
 
@@ -169,6 +171,16 @@ def augmentations(kind: str, size: int, mean: tuple, std: tuple, zoom: float = 1
     else:
         raise StyleSearchError(f"unknown augmentation set {kind!r} (simclr, style, none)")
     return T.Compose(ops + norm)
+
+
+def jpeg_copy(img: Image.Image, quality: int) -> Image.Image:
+    """`img` saved as a JPEG of `quality` and decoded again: the blocks and ringing most
+    collections' files carry, which a drawing rendered to PNG lacks."""
+    buffer = io.BytesIO()
+    img.convert("RGB").save(buffer, "JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return decoded.convert("RGB")
 
 
 class ImageDataset(Dataset):

@@ -38,15 +38,21 @@ from ..errors import StyleSearchError
 from ..imaging import load_image
 from ..model.checkpoint import load_encoder, save_encoder
 from ..model.encoder import StyleEncoder, fused_output, fusion_head
-from .data import Example, source_of
+from .data import Example, jpeg_copy, source_of
 from .losses import ArcFace
 
 
-def style_features(embedder: Embedder, examples: list[Example]) -> tuple[np.ndarray, list[Example], list[str]]:
+def style_features(embedder: Embedder, examples: list[Example], jpeg_quality: int | None = None,
+                   ) -> tuple[np.ndarray, list[Example], list[str]]:
     """[mu, statistics] of every readable example, loaded and cropped as search does (in
-    float32: the map is fitted at full precision)."""
+    float32: the map is fitted at full precision); with `jpeg_quality`, of its JPEG copy."""
+
+    def load(example: Example):
+        img = load_image(example.path, embedder.size)
+        return img if jpeg_quality is None else jpeg_copy(img, jpeg_quality)
+
     kept, rows, failed = [], [], []
-    for example, vector, error in embedder.stream(examples, lambda e: load_image(e.path, embedder.size), features=True):
+    for example, vector, error in embedder.stream(examples, load, features=True):
         if error:
             failed.append(f"{example.path}: {error}")
             continue
@@ -184,19 +190,23 @@ def fuse(
     head_epochs: int = 15,
     head_weight: float = 1.25,
     synthetic_weight: float = 1.0,
+    jpeg_copies: tuple[int, ...] = (),
     stage_statistics: bool = False,
     device: str = "auto",
     name: str = "stylesearch-style",
     version: str = "1",
 ) -> dict:
     """Write `out`: `init`'s encoder with a fused map fitted on `examples` (its own map, if
-    it has one, is replaced)."""
+    it has one, is replaced). `jpeg_copies`: also fit on each image's JPEG copy at these
+    qualities, as more works of its artist, so compression is variation the map ignores."""
     started = time.monotonic()
     embedder = Embedder(init, device=device, precision="fp32", cnn_only=True, stage_statistics=stage_statistics)
     features, kept, failed = style_features(embedder, examples)
     if not kept:
         raise StyleSearchError("no readable images to fit the fused map on")
-    fitted = fit_map(features, [e.artist for e in kept], embedder.info.config.embed_dim, dim=dim,
+    copies = [style_features(embedder, kept, quality)[0] for quality in jpeg_copies]
+    features = np.concatenate([features, *copies])
+    fitted = fit_map(features, [e.artist for e in kept] * (1 + len(copies)), embedder.info.config.embed_dim, dim=dim,
                      cnn_weight=cnn_weight, shrinkage=shrinkage, normalise=normalise, head_epochs=head_epochs,
                      head_weight=head_weight, synthetic_weight=synthetic_weight)
     # unfolded weights: the Embedder's are folded for inference
@@ -212,7 +222,7 @@ def fuse(
     model.load_state_dict(cnn.state_dict() | fusion)
     summary = {
         "fused_from": embedder.info.model_id,
-        "fusion_images": len(kept),
+        "fusion_images": len(kept),  # JPEG copies not counted
         "fusion_artists": len({e.artist for e in kept}),
         "fusion_dim": fitted.output_dim,
         "cnn_weight": cnn_weight,
@@ -220,6 +230,7 @@ def fuse(
         "head_weight": head_weight if fitted.head is not None else None,
         "stage_statistics": stage_statistics,
         "synthetic_weight": synthetic_weight,
+        "jpeg_copies": list(jpeg_copies),
         "normalised_parts": bool(fitted.parts),
         "shrinkage": shrinkage,
     }
