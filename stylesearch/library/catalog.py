@@ -122,7 +122,7 @@ class Catalog:
         return [r[0] for r in self.db.execute("SELECT path FROM roots ORDER BY path")]
 
     def root_devices(self) -> dict[bytes, int]:
-        """Each root's file system (st_dev) when it was last seen holding files: how an
+        """Each root's file system (st_dev) when it was added or last seen reachable: how an
         emptied folder is told from an unmounted drive's empty mount point."""
         try:
             return dict(self.db.execute("SELECT path, device FROM roots WHERE device IS NOT NULL"))
