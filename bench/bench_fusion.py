@@ -60,10 +60,12 @@ from stylesearch.train.fusion import fit_map, style_features  # noqa: E402
 console = Console(highlight=False, width=160)
 
 
-def cached_features(model: Path, groups: dict[str, list[Example]], cache: Path) -> dict[str, np.ndarray]:
-    """[mu, statistics] per group of examples; every image must be readable (the corpus is ours)."""
+def cached_features(model: Path, groups: dict[str, list[Example]], cache: Path,
+                    jpeg_quality: int | None = None) -> dict[str, np.ndarray]:
+    """[mu, statistics] per group of examples (with `jpeg_quality`, of their JPEG copies);
+    every image must be readable (the corpus is ours)."""
     embedder = Embedder(model, precision="fp32")
-    made_by = f"{embedder.info.model_id} statistics layout {LAYOUT}"
+    made_by = f"{embedder.info.model_id} statistics layout {LAYOUT}" + (f" JPEG {jpeg_quality}" if jpeg_quality else "")
     if cache.exists():
         stored = np.load(cache)
         if str(stored.get("made_by")) == made_by and all(
@@ -72,11 +74,11 @@ def cached_features(model: Path, groups: dict[str, list[Example]], cache: Path) 
             return {name: stored[name] for name in groups}
     features = {}
     for name, examples in groups.items():
-        values, kept, failed = style_features(embedder, examples)
+        values, kept, failed = style_features(embedder, examples, jpeg_quality)
         if failed:
             sys.exit(f"{len(failed)} unreadable images in {name}, e.g. {failed[0]}")
         features[name] = values
-        console.print(f"features: {name}, {len(kept)} images")
+        console.print(f"features: {name}, {len(kept)} images" + (f" as JPEG {jpeg_quality}" if jpeg_quality else ""))
     np.savez(cache, made_by=made_by, **features)
     return features
 

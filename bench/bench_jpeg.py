@@ -12,7 +12,8 @@ validation styles and every synthetic artist, then scores the validation styles 
 decision) and the held-out styles (reported) with every image as PNG, as a JPEG of each
 `--test-qualities`, and mixed (a seeded half of the images as JPEG of the first mixed quality,
 as in a library of both). NMI is the mean of `--kmeans-runs` seeds. [mu, statistics] of the
-PNGs come from bench_fusion.py's cache (its OUT folder), the JPEG copies' are cached beside it.
+PNGs come from bench_fusion.py's cache (its OUT folder), the JPEG copies' are cached beside it
+(jpeg<quality>-features.npz).
 """
 
 from __future__ import annotations
@@ -32,32 +33,12 @@ from bench_fusion import cached_features  # noqa: E402
 from bench_mix import held_out_split  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from stylesearch.embed import Embedder  # noqa: E402
 from stylesearch.evaluate import score  # noqa: E402
 from stylesearch.model.checkpoint import read_info  # noqa: E402
-from stylesearch.train.data import Example, load_examples  # noqa: E402
-from stylesearch.train.fusion import fit_map, style_features  # noqa: E402
+from stylesearch.train.data import load_examples  # noqa: E402
+from stylesearch.train.fusion import fit_map  # noqa: E402
 
 console = Console(highlight=False, width=160)
-
-
-def jpeg_features(model: Path, groups: dict[str, list[Example]], qualities: set[int], cache: Path) -> dict[str, np.ndarray]:
-    """[mu, statistics] of every group's JPEG copies, as '<group> q<quality>', cached in `cache`."""
-    stored = dict(np.load(cache)) if cache.exists() else {}
-    embedder = None
-    for name, examples in groups.items():
-        for quality in sorted(qualities):
-            key = f"{name} q{quality}"
-            if key in stored and len(stored[key]) == len(examples):
-                continue
-            embedder = embedder or Embedder(model, precision="fp32", cnn_only=True)
-            started = time.monotonic()
-            stored[key], kept, failed = style_features(embedder, examples, quality)
-            if failed:
-                sys.exit(f"{len(failed)} unreadable images in {name}, e.g. {failed[0]}")
-            console.print(f"features: {key}, {len(kept)} images, {time.monotonic() - started:.0f} s")
-            np.savez(cache, **stored)
-    return stored
 
 
 def main() -> None:
@@ -80,13 +61,14 @@ def main() -> None:
 
     train, held = held_out_split(load_examples(args.real), args.held_out_styles)
     synthetic = load_examples(args.synthetic)
-    png = cached_features(args.model, {"train": train, "held": held, "synthetic": synthetic}, args.cache / "features.npz")
+    features = cached_features(args.model, {"train": train, "held": held, "synthetic": synthetic}, args.cache / "features.npz")
     variants = [[int(q) for q in v.split("+") if q] for v in args.variants.split(",")]
     tests = [int(q) for q in args.test_qualities.split(",")]
     fitted_qualities = {q for v in variants for q in v}
-    features = png | jpeg_features(args.model, {"train": train, "held": held}, set(tests) | {args.mixed_quality},
-                                   args.cache / "jpeg-features.npz")
-    features |= jpeg_features(args.model, {"synthetic": synthetic}, fitted_qualities, args.cache / "jpeg-features.npz")
+    for quality in sorted(fitted_qualities | set(tests) | {args.mixed_quality}):  # the synthetic artists only where fitted on
+        groups = {"train": train, "held": held} | ({"synthetic": synthetic} if quality in fitted_qualities else {})
+        copies = cached_features(args.model, groups, args.cache / f"jpeg{quality}-features.npz", quality)
+        features |= {f"{name} q{quality}": values for name, values in copies.items()}
     labels = {name: np.array([e.artist for e in examples]) for name, examples in
               {"train": train, "held": held, "synthetic": synthetic}.items()}
     validation = {line.strip() for line in args.validation_styles.read_text().splitlines() if not line.startswith("#")} - {""}
