@@ -65,7 +65,8 @@ def cached_features(model: Path, groups: dict[str, list[Example]], cache: Path,
     """[mu, statistics] per group of examples (with `jpeg_quality`, of their JPEG copies);
     every image must be readable (the corpus is ours)."""
     embedder = Embedder(model, precision="fp32")
-    made_by = f"{embedder.info.model_id} statistics layout {LAYOUT}" + (f" JPEG {jpeg_quality}" if jpeg_quality else "")
+    made_by = (f"{embedder.info.model_id} statistics layout {LAYOUT}, paper whitened"  # (caches from before whiten_paper are stale)
+               + (f" JPEG {jpeg_quality}" if jpeg_quality else ""))
     if cache.exists():
         stored = np.load(cache)
         if str(stored.get("made_by")) == made_by and all(

@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from PIL import Image
 
 from .errors import StyleSearchError, one_line
-from .imaging import load_image
+from .imaging import load_image, whiten_paper
 from .model.checkpoint import load_encoder
 
 T = TypeVar("T")
@@ -95,12 +95,13 @@ class Embedder:
         return self.info.config.output_dim
 
     def preprocess(self, img: Image.Image) -> np.ndarray:
-        """RGB image -> uint8 HxWx3 at the model's input size (shorter side, centre crop)."""
+        """RGB image -> uint8 HxWx3 at the model's input size (shorter side, centre crop), tinted
+        paper made white (`imaging.whiten_paper`)."""
         width, height = img.size
         side = min(width, height)
         box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
         fitted = img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
-        return np.asarray(fitted, dtype=np.uint8)
+        return whiten_paper(np.asarray(fitted, dtype=np.uint8))
 
     def embed_arrays(self, batch: np.ndarray, features: bool = False) -> np.ndarray:
         """uint8 NxHxWx3 -> float32 N x dim (N x [mu, statistics] with `features`, for fitting

@@ -4,7 +4,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from PIL import Image, features
+from PIL import Image, ImageDraw, features
 
 from stylesearch import imaging
 from stylesearch.errors import ImageLoadError
@@ -188,3 +188,48 @@ def test_decode_from_bytes_matches_file(tmp_path):
     path = save(img, tmp_path / "a.png")
     assert np.array_equal(np.asarray(imaging.load_image(path)), np.asarray(imaging.decode_image(path.read_bytes())))
     assert isinstance(imaging.decode_image(io.BytesIO(path.read_bytes()).getvalue()), Image.Image)
+
+
+def _ink_on_white(seed: int, side: int) -> np.ndarray:
+    """Coloured strokes on white paper (samples.drawing's paper is tinted at random)."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (side, side), "white")
+    draw = ImageDraw.Draw(img)
+    for _ in range(10):
+        draw.line([int(v) for v in rng.integers(side // 8, side - side // 8, 4)], fill=tuple(int(v) for v in rng.integers(0, 200, 3)), width=3)
+    return np.asarray(img)
+
+
+@pytest.mark.parametrize("paper", [(236, 228, 212), (245, 240, 225), (222, 222, 222)], ids=["cream", "ivory", "grey-scan"])
+def test_tinted_paper_is_made_white(paper):
+    """A drawing printed on tinted paper (ink multiplies the paper) reads as the drawing on white."""
+    on_white = _ink_on_white(3, 128)
+    on_paper = np.rint(on_white * np.array(paper) / 255).astype(np.uint8)
+    whitened = imaging.whiten_paper(on_paper)
+    assert np.abs(whitened.astype(int) - on_white.astype(int)).max() <= 3
+    assert (whitened[:4] == 255).all()  # the rim is paper-white again
+
+
+@pytest.mark.parametrize("background", [(255, 255, 255), (251, 250, 252), (190, 190, 190), (240, 200, 150), (20, 20, 30)],
+                         ids=["white", "near-white", "mid-grey", "orange", "dark"])
+def test_other_backgrounds_are_left_as_they_are(background):
+    img = _ink_on_white(4, 96)
+    pixels = np.where((img == 255).all(axis=2, keepdims=True), np.array(background, np.uint8), img).astype(np.uint8)
+    assert (pixels[0, 0] == background).all()
+    assert np.array_equal(imaging.whiten_paper(pixels), pixels)
+
+
+def test_full_bleed_art_is_left_as_it_is():
+    """A rim that is not one colour (a painting up to the edge) is not paper."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(200, 250, size=(64, 64, 3), dtype=np.uint8)
+    assert np.array_equal(imaging.whiten_paper(pixels), pixels)
+
+
+def test_search_reads_a_drawing_on_tinted_paper_as_on_white(embedder):
+    on_white = _ink_on_white(5, 256)
+    on_paper = np.rint(on_white * np.array([236, 228, 212]) / 255).astype(np.uint8)
+    white, paper = (embedder.preprocess(Image.fromarray(p)) for p in (on_white, on_paper))
+    assert np.abs(white.astype(int) - paper.astype(int)).max() <= 3
+    vectors = embedder.embed_images([Image.fromarray(on_white), Image.fromarray(on_paper), Image.fromarray(_ink_on_white(6, 256))])
+    assert np.linalg.norm(vectors[0] - vectors[1]) < 0.1 * np.linalg.norm(vectors[0] - vectors[2])
