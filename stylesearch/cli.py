@@ -861,8 +861,8 @@ def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: f
     try:
         qualities = tuple(int(q) for q in jpeg_copies.split(",") if q.strip())
     except ValueError:
-        qualities = (0,)
-    if not all(1 <= q <= 95 for q in qualities):
+        qualities = None
+    if qualities is None or not all(1 <= q <= 95 for q in qualities):
         raise StyleSearchError(f"--jpeg-copies takes JPEG qualities from 1 to 95, comma-separated (got {jpeg_copies!r})")
     if not out.parent.is_dir():
         raise StyleSearchError(f"--out: folder not found: {out.parent}")

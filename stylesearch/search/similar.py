@@ -106,10 +106,11 @@ def similar(
 
 
 def _hits(library: Library, ids: np.ndarray, distances: np.ndarray, k: int, self_id: int | None, include_self: bool,
-          fingerprints: dict | None) -> list[Hit]:
-    """The first k listable candidates, nearest first. `fingerprints` (distinct only: the
-    query's under `self_id`, others cached as they are computed) leaves out each candidate
-    that is a near-duplicate of the query or of a work listed before it."""
+          fingerprints: dict[int | None, int | None]) -> list[Hit]:
+    """The first k listable candidates, nearest first. `fingerprints` is empty without
+    `distinct`; with it, it holds the query's under `self_id` (None for a query outside the
+    library) and caches the others as they are computed, and each candidate that is a
+    near-duplicate of the query or of a work listed before it is left out."""
     paths = library.catalog.ok_paths(ids)
     listed = [fingerprints[self_id]] if fingerprints else []
     hits: list[Hit] = []
