@@ -75,7 +75,7 @@ def cached_features(model: Path, groups: dict[str, list[Example]], cache: Path,
             return {name: stored[name] for name in groups}
     features = {}
     for name, examples in groups.items():
-        values, kept, failed = style_features(embedder, examples, jpeg_quality)
+        values, kept, failed = style_features(embedder, examples, ("jpeg", jpeg_quality) if jpeg_quality else None)
         if failed:
             sys.exit(f"{len(failed)} unreadable images in {name}, e.g. {failed[0]}")
         features[name] = values

@@ -818,6 +818,10 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
               help="Also fit on each image saved as a JPEG of these qualities (comma-separated, 1-95; e.g. 90,75), "
                    "as more works of its artist, so JPEG compression is variation the map learns to ignore; "
                    "each quality is one more pass over DATA.")
+@click.option("--noise-copies", default="", show_default=True, metavar="LEVELS",
+              help="Also fit on each image with half its pixels' channel values moved by up to this many "
+                   "levels (comma-separated, 1-32; e.g. 2), as more works of its artist, so a scan's or a "
+                   "re-save's noise is variation the map learns to ignore; each level is one more pass over DATA.")
 @click.option("--shrinkage", default="auto", show_default=True,
               help="Covariance shrinkage between 0 and 1, or auto (Ledoit-Wolf).")
 @click.option("--name", default="stylesearch-style", show_default=True, help="Model name stored in the checkpoint.")
@@ -826,7 +830,7 @@ def finetune(state: _State, data: str, init: str | None, config_file, out: Path,
 @pass_state
 def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: float, normalise: bool,
          head_epochs: int, head_weight: float, stage_statistics: bool, synthetic_weight: float, jpeg_copies: str,
-         shrinkage: str, name: str, model_version: str, as_json: bool) -> None:
+         noise_copies: str, shrinkage: str, name: str, model_version: str, as_json: bool) -> None:
     """Fuse a trained encoder with hand-made style statistics (palette, strokes, texture).
 
     The embedding becomes [the statistics' most discriminant directions (with
@@ -858,19 +862,26 @@ def fuse(state: _State, data: str, init: str, out: Path, dim: int, cnn_weight: f
             raise StyleSearchError(f"{option} must be 0 or more (got {value})")
     if not 0 < synthetic_weight <= 1:
         raise StyleSearchError(f"--synthetic-weight must be above 0 and at most 1 (got {synthetic_weight})")
-    try:
-        qualities = tuple(int(q) for q in jpeg_copies.split(",") if q.strip())
-    except ValueError:
-        qualities = None
-    if qualities is None or not all(1 <= q <= 95 for q in qualities):
-        raise StyleSearchError(f"--jpeg-copies takes JPEG qualities from 1 to 95, comma-separated (got {jpeg_copies!r})")
+    qualities = _numbers(jpeg_copies, 1, 95, "--jpeg-copies takes JPEG qualities")
+    levels = _numbers(noise_copies, 1, 32, "--noise-copies takes levels")
     if not out.parent.is_dir():
         raise StyleSearchError(f"--out: folder not found: {out.parent}")
     result = run(load_examples(data), init, out, dim=dim, cnn_weight=cnn_weight, shrinkage=shrinkage, normalise=normalise,
                  head_epochs=head_epochs, head_weight=head_weight, stage_statistics=stage_statistics,
-                 synthetic_weight=synthetic_weight, jpeg_copies=qualities,
+                 synthetic_weight=synthetic_weight, jpeg_copies=qualities, noise_copies=levels,
                  device=state.settings.device, name=name, version=model_version)
     _finish_training(result, out, as_json)
+
+
+def _numbers(text: str, low: int, high: int, what: str) -> tuple[int, ...]:
+    """A comma-separated list of whole numbers from `low` to `high` (empty: none), or a one-line error."""
+    try:
+        numbers = tuple(int(n) for n in text.split(",") if n.strip())
+    except ValueError:
+        numbers = None
+    if numbers is None or not all(low <= n <= high for n in numbers):
+        raise StyleSearchError(f"{what} from {low} to {high}, comma-separated (got {text!r})")
+    return numbers
 
 
 @cli.command("eval")

@@ -17,6 +17,7 @@ from stylesearch.model.checkpoint import load_encoder
 from stylesearch.model.encoder import EncoderConfig, StyleEncoder
 from stylesearch.model.resnet import STAGE_STATISTICS
 from stylesearch.model.statistics import BLOCKS, StyleStatistics, _directions, _gradient
+from stylesearch.train.data import noisy_copy
 from stylesearch.train.fusion import fit_map, train_head
 
 from samples import save
@@ -370,6 +371,8 @@ def test_a_map_fitted_on_other_statistics_is_refused_with_a_way_out(painters, tm
     (["--synthetic-weight", "2"], "--synthetic-weight must be above 0 and at most 1"),
     (["--jpeg-copies", "96"], "--jpeg-copies takes JPEG qualities from 1 to 95"),
     (["--jpeg-copies", "90,high"], "--jpeg-copies takes JPEG qualities from 1 to 95"),
+    (["--noise-copies", "0"], "--noise-copies takes levels from 1 to 32"),
+    (["--noise-copies", "2,x"], "--noise-copies takes levels from 1 to 32"),
 ])
 def test_cli_fuse_rejects_bad_options(painters, tmp_path, env, tiny_model, args, message):
     result = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model),
@@ -434,25 +437,42 @@ def test_synthetic_weight_lets_the_real_artists_spread_set_the_map():
         assert discriminant_rows(artists_only, weight).tolist() == [0, 1]  # nothing to weigh against
 
 
-def test_jpeg_copies_teach_the_map_to_ignore_compression(painters, tmp_path, env, tiny_model):
-    """Fitted on the drawings' JPEG copies too, the map keeps a drawing and its JPEG closer,
-    relative to other works of its artist, than fitted on the PNGs alone."""
-    jpegs = tmp_path / "jpegs"
+@pytest.mark.parametrize(("option", "amount"), [("--jpeg-copies", 40), ("--noise-copies", 12)])
+def test_copies_teach_the_map_to_ignore_compression_and_noise(painters, tmp_path, env, tiny_model, option, amount):
+    """Fitted on the drawings' JPEG (or noisy) copies too, the map keeps a drawing and its
+    copy closer, relative to other works of its artist, than fitted on the PNGs alone."""
+    copied = tmp_path / "copies"
     paths = sorted(painters.rglob("*.png"))
+    reader = Embedder(tiny_model, precision="fp32", workers=1)
     for path in paths:
-        save(Image.open(path), jpegs / path.relative_to(painters).with_suffix(".jpg"), quality=40)
+        if option == "--jpeg-copies":
+            save(Image.open(path), copied / path.relative_to(painters).with_suffix(".jpg"), quality=amount)
+        else:  # at the model's size, as fitting makes them: the model reads exactly this noise
+            save(Image.fromarray(noisy_copy(reader.preprocess(load_image(path)), amount)), copied / path.relative_to(painters))
+    copies = sorted(copied.rglob("*.*"))
     shifts = {}
-    for copies in ("", "40"):
-        out = tmp_path / f"fused{copies}.pt"
+    for chosen in ("", str(amount)):
+        out = tmp_path / f"fused{chosen}.pt"
         result = CliRunner().invoke(cli, ["train", "fuse", str(painters), "--init", str(tiny_model), "--out", str(out),
-                                          "--cnn-weight", "0", "--head-epochs", "0", "--jpeg-copies", copies, "--json"])
+                                          "--cnn-weight", "0", "--head-epochs", "0", option, chosen, "--json"])
         assert result.exit_code == 0, result.output
-        assert json.loads(result.output)["summary"]["jpeg_copies"] == ([40] if copies else [])
+        assert json.loads(result.output)["summary"][option[2:].replace("-", "_")] == ([amount] if chosen else [])
         embedder = Embedder(out, precision="fp32", workers=1)
-        png = np.stack([v for _, v, _ in embedder.stream(paths)])
-        jpg = np.stack([v for _, v, _ in embedder.stream([jpegs / p.relative_to(painters).with_suffix(".jpg") for p in paths])])
+        originals = np.stack([v for _, v, _ in embedder.stream(paths)])
+        copy_vectors = np.stack([v for _, v, _ in embedder.stream(copies)])
         labels = np.array([p.parent.name for p in paths])
         same = (labels[:, None] == labels[None]) & ~np.eye(len(paths), dtype=bool)
-        spread = np.linalg.norm(png[:, None] - png[None], axis=2)[same].mean()
-        shifts[copies] = np.linalg.norm(png - jpg, axis=1).mean() / spread
-    assert shifts["40"] < 0.8 * shifts[""], shifts
+        spread = np.linalg.norm(originals[:, None] - originals[None], axis=2)[same].mean()
+        shifts[chosen] = np.linalg.norm(originals - copy_vectors, axis=1).mean() / spread
+    assert shifts[str(amount)] < 0.8 * shifts[""], shifts
+
+
+def test_noisy_copy_moves_half_the_channels_by_at_most_the_level_the_same_way_every_time():
+    grey = np.full((64, 64, 3), 128, np.uint8)
+    change = noisy_copy(grey, 2).astype(int) - grey
+    assert np.abs(change).max() == 2 and 0.35 < (change != 0).mean() < 0.45  # half chosen, a fifth of those drawn 0
+    pixels = np.asarray(lines(3, colour=(128, 0, 255)))
+    noisy = noisy_copy(pixels, 2)
+    assert np.array_equal(noisy, noisy_copy(pixels, 2)) and not np.array_equal(noisy, noisy_copy(pixels, 3))
+    assert not np.array_equal(noisy_copy(grey, 2), noisy_copy(grey[::-1].copy() + 1, 2) - 1)  # seeded by the pixels
+    assert noisy.dtype == np.uint8 and noisy[pixels == 255].min() >= 253 and noisy[pixels == 0].max() <= 2  # clipped

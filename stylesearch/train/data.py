@@ -10,11 +10,13 @@ import io
 import os
 import random
 import sqlite3
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -171,6 +173,15 @@ def augmentations(kind: str, size: int, mean: tuple, std: tuple, zoom: float = 1
     else:
         raise StyleSearchError(f"unknown augmentation set {kind!r} (simclr, style, none)")
     return T.Compose(ops + norm)
+
+
+def noisy_copy(pixels: np.ndarray, level: int) -> np.ndarray:
+    """uint8 pixels with half their channel values moved by a random -`level`..`level`
+    levels (seeded by the pixels, so a copy is the same in every run and thread): a scan's
+    or a re-save's noise, which must not read as style."""
+    rng = np.random.default_rng(zlib.crc32(pixels.tobytes()) + level)
+    change = rng.integers(-level, level + 1, pixels.shape) * (rng.random(pixels.shape) < 0.5)
+    return np.clip(pixels.astype(np.int16) + change, 0, 255).astype(np.uint8)
 
 
 def jpeg_copy(img: Image.Image, quality: int) -> Image.Image:

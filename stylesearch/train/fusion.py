@@ -32,24 +32,32 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..embed import Embedder
 from ..errors import StyleSearchError
 from ..imaging import load_image
 from ..model.checkpoint import load_encoder, save_encoder
 from ..model.encoder import StyleEncoder, fused_output, fusion_head
-from .data import Example, jpeg_copy, source_of
+from .data import Example, jpeg_copy, noisy_copy, source_of
 from .losses import ArcFace
 
 
-def style_features(embedder: Embedder, examples: list[Example], jpeg_quality: int | None = None,
+def style_features(embedder: Embedder, examples: list[Example], copy: tuple[str, int] | None = None,
                    ) -> tuple[np.ndarray, list[Example], list[str]]:
     """[mu, statistics] of every readable example, loaded and cropped as search does (in
-    float32: the map is fitted at full precision); with `jpeg_quality`, of its JPEG copy."""
+    float32: the map is fitted at full precision); with `copy`, of its ("jpeg", quality) copy
+    or of its ("noise", level) copy (`noisy_copy` of the pixels the model reads)."""
 
     def load(example: Example):
         img = load_image(example.path, embedder.size)
-        return img if jpeg_quality is None else jpeg_copy(img, jpeg_quality)
+        if copy is None:
+            return img
+        kind, amount = copy
+        if kind == "jpeg":
+            return jpeg_copy(img, amount)
+        # at the model's size already: preprocess crops nothing more and keeps the noise
+        return Image.fromarray(noisy_copy(embedder.preprocess(img), amount))
 
     kept, rows, failed = [], [], []
     for example, vector, error in embedder.stream(examples, load, features=True):
@@ -191,20 +199,23 @@ def fuse(
     head_weight: float = 1.25,
     synthetic_weight: float = 1.0,
     jpeg_copies: tuple[int, ...] = (),
+    noise_copies: tuple[int, ...] = (),
     stage_statistics: bool = False,
     device: str = "auto",
     name: str = "stylesearch-style",
     version: str = "1",
 ) -> dict:
     """Write `out`: `init`'s encoder with a fused map fitted on `examples` (its own map, if
-    it has one, is replaced). `jpeg_copies`: also fit on each image's JPEG copy at these
-    qualities, as more works of its artist, so compression is variation the map ignores."""
+    it has one, is replaced). `jpeg_copies`, `noise_copies`: also fit on each image's JPEG
+    copy at these qualities and its noisy copy at these levels, as more works of its artist,
+    so compression and noise are variation the map ignores."""
     started = time.monotonic()
     embedder = Embedder(init, device=device, precision="fp32", cnn_only=True, stage_statistics=stage_statistics)
     features, kept, failed = style_features(embedder, examples)
     if not kept:
         raise StyleSearchError("no readable images to fit the fused map on")
-    copies = [style_features(embedder, kept, quality)[0] for quality in jpeg_copies]
+    copies = [style_features(embedder, kept, copy)[0]
+              for copy in [("jpeg", quality) for quality in jpeg_copies] + [("noise", level) for level in noise_copies]]
     features = np.concatenate([features, *copies])
     fitted = fit_map(features, [e.artist for e in kept] * (1 + len(copies)), embedder.info.config.embed_dim, dim=dim,
                      cnn_weight=cnn_weight, shrinkage=shrinkage, normalise=normalise, head_epochs=head_epochs,
@@ -222,7 +233,7 @@ def fuse(
     model.load_state_dict(cnn.state_dict() | fusion)
     summary = {
         "fused_from": embedder.info.model_id,
-        "fusion_images": len(kept),  # JPEG copies not counted
+        "fusion_images": len(kept),  # copies not counted
         "fusion_artists": len({e.artist for e in kept}),
         "fusion_dim": fitted.output_dim,
         "cnn_weight": cnn_weight,
@@ -231,6 +242,7 @@ def fuse(
         "stage_statistics": stage_statistics,
         "synthetic_weight": synthetic_weight,
         "jpeg_copies": list(jpeg_copies),
+        "noise_copies": list(noise_copies),
         "normalised_parts": bool(fitted.parts),
         "shrinkage": shrinkage,
     }
