@@ -6,14 +6,15 @@
 Kinds (one per run): --jpeg QUALITY (saved as JPEG), --noise LEVEL (half the channel values
 moved by up to LEVEL levels, `train.data.noisy_copy`, at the file's size: the corpus is
 rendered at the model's 128 px, so the model reads exactly this noise), --paper R,G,B (every
-pixel times the colour / 255: ink printed on tinted paper). Each copy keeps its relative path
-(and artist); labels.csv beside them lists them.
+pixel times the colour / 255: ink printed on tinted paper). Each copy keeps its path below the
+folder all the originals share (and its artist); labels.csv beside them lists them.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -35,9 +36,10 @@ def main() -> None:
     kind.add_argument("--noise", type=int, metavar="LEVEL")
     kind.add_argument("--paper", metavar="R,G,B")
     args = parser.parse_args()
-    root = args.labels.resolve().parent
+    examples = load_examples(args.labels)
+    root = Path(os.path.commonpath([Path(e.path).resolve().parent for e in examples]))
     rows = []
-    for example in load_examples(args.labels):
+    for example in examples:
         relative = Path(example.path).resolve().relative_to(root)
         pixels = np.asarray(Image.open(example.path).convert("RGB"))
         if args.noise:
