@@ -36,19 +36,28 @@ def main() -> None:
     kind.add_argument("--noise", type=int, metavar="LEVEL")
     kind.add_argument("--paper", metavar="R,G,B")
     args = parser.parse_args()
+    if args.jpeg is not None and not 1 <= args.jpeg <= 100:
+        parser.error(f"--jpeg: a quality from 1 to 100 (got {args.jpeg})")
+    if args.noise is not None and args.noise < 1:  # level 0 would copy the originals unchanged
+        parser.error(f"--noise: a level of at least 1 (got {args.noise})")
+    paper = None
+    if args.paper is not None:
+        paper = [int(c) for c in args.paper.split(",") if c.strip().isdigit()]
+        if len(paper) != 3 or len(args.paper.split(",")) != 3 or max(paper) > 255:
+            parser.error(f"--paper: three channel values from 0 to 255, as R,G,B (got {args.paper!r})")
     examples = load_examples(args.labels)
     root = Path(os.path.commonpath([Path(e.path).resolve().parent for e in examples]))
     rows = []
     for example in examples:
         relative = Path(example.path).resolve().relative_to(root)
         pixels = np.asarray(Image.open(example.path).convert("RGB"))
-        if args.noise:
+        if args.noise is not None:
             pixels = noisy_copy(pixels, args.noise)
-        elif args.paper:
-            pixels = (pixels * (np.array([int(c) for c in args.paper.split(",")]) / 255)).round().astype(np.uint8)
-        target = args.out / (relative.with_suffix(".jpg") if args.jpeg else relative.with_suffix(".png"))
+        elif paper is not None:
+            pixels = (pixels * (np.array(paper) / 255)).round().astype(np.uint8)
+        target = args.out / (relative.with_suffix(".jpg") if args.jpeg is not None else relative.with_suffix(".png"))
         target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(target, **({"quality": args.jpeg} if args.jpeg else {}))
+        Image.fromarray(pixels).save(target, **({"quality": args.jpeg} if args.jpeg is not None else {}))
         rows.append((target.relative_to(args.out).as_posix(), example.artist))
     with open(args.out / "labels.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([("path", "artist"), *rows])
