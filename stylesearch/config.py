@@ -16,22 +16,33 @@ import platformdirs
 from .errors import StyleSearchError
 
 APP = "stylesearch"
+KEYS = ("library", "model", "device")
 
 
 def settings_path() -> Path:
-    """The optional TOML settings file (keys: library, model, device)."""
+    """The optional TOML settings file (keys: KEYS)."""
     override = os.environ.get("STYLESEARCH_CONFIG")
     return Path(override) if override else Path(platformdirs.user_config_dir(APP)) / "config.toml"
 
 
 def _file_settings() -> dict:
+    """The settings file's keys; a file named by STYLESEARCH_CONFIG must exist, and a key this
+    program does not know is an error (a misspelt `library` would otherwise go unnoticed)."""
     path = settings_path()
     if not path.is_file():
+        if os.environ.get("STYLESEARCH_CONFIG"):
+            raise StyleSearchError(f"settings file {path} (STYLESEARCH_CONFIG) not found")
         return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        file = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise StyleSearchError(f"cannot read settings file {path}: {exc}") from exc
+    if unknown := sorted(set(file) - set(KEYS)):
+        raise StyleSearchError(f"settings file {path}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
+    for key in KEYS:
+        if key in file and not isinstance(file[key], str):
+            raise StyleSearchError(f"settings file {path}: {key} must be a string")
+    return file
 
 
 @dataclass(frozen=True)
@@ -44,9 +55,6 @@ class Settings:
 def resolve(library: str | None = None, model: str | None = None, device: str | None = None) -> Settings:
     """Merge options, environment and settings file into one Settings."""
     file = _file_settings()
-    for key in ("library", "model", "device"):
-        if key in file and not isinstance(file[key], str):
-            raise StyleSearchError(f"settings file {settings_path()}: {key} must be a string")
 
     def pick(option: str | None, env: str, key: str) -> str | None:
         return option or os.environ.get(env) or file.get(key)

@@ -168,6 +168,12 @@ def test_bad_settings_file_and_half_missing_index_are_one_line(runner, comics, e
     monkeypatch.delenv("STYLESEARCH_LIBRARY")
     result = invoke(runner, "status")
     assert result.exit_code == 1 and "library must be a string" in result.output
+    settings.write_text(f"librar = {json.dumps(str(env))}\n")  # a misspelt key is not silently ignored
+    result = invoke(runner, "status")
+    assert result.exit_code == 1 and "unknown key 'librar'" in result.output
+    monkeypatch.setenv("STYLESEARCH_CONFIG", str(tmp_path / "missing.toml"))
+    result = invoke(runner, "status")
+    assert result.exit_code == 1 and "missing.toml (STYLESEARCH_CONFIG) not found" in result.output
 
 
 def test_roots_add_counts_new_folders_and_a_new_empty_one_is_reachable(runner, env, tmp_path):

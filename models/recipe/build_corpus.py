@@ -321,7 +321,10 @@ def chess(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
 CREATOR = re.compile(rb"<dc:creator>\s*<cc:Agent[^>]*>\s*<dc:title>([^<]*)</dc:title>", re.S)
 # the same person under two spellings (accents and punctuation are folded before this)
 CREATOR_ALIASES = {"rollandin-francesco": "architetto-francesco-rollandin", "a-j-ashton": "aj-ashton"}
-MIN_DRAWINGS = 12  # fewer than this cannot fill a P x K batch slot with distinct drawings
+# not one artist ("anonymous", a bare initial), or another spelling of a creator who has a folder under
+# the name above: left out rather than merged, so that creator's sampled drawings (some held out) stay as they were
+NOT_CREATORS = {"anonymous", "c", "jean-victor-balin-balin-j-epita-fr", "francesco-rollandin"}
+MIN_DRAWINGS = 12  # fewer than this cannot fill a P x K batch slot with distinct drawings (--min-drawings)
 
 
 def creator_slug(svg: bytes) -> str:
@@ -350,9 +353,10 @@ def spread(items: list) -> list:
     return [items[i] for i in order]
 
 
-def openclipart(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
-    """Every creator with at least MIN_DRAWINGS renderable drawings, up to `subjects` of them
-    each, spread over their sorted files; a drawing resvg cannot render is replaced by another."""
+def openclipart(out: Path, side: int, subjects: int, work: Path, min_drawings: int = MIN_DRAWINGS) -> list[dict]:
+    """Every creator with at least `min_drawings` renderable drawings, up to `subjects` of them
+    each, spread over their sorted files; a drawing resvg cannot render is replaced by another.
+    Fewer than 12 suit fitting a fused map (any artist with 2 works teaches it), not P x K batches."""
     root, version, licence = debian(["openclipart-svg"], work)["openclipart-svg"]
     svgs = root / "usr" / "share" / "openclipart" / "svg"
     by_creator: dict[str, list[Path]] = {}
@@ -361,7 +365,7 @@ def openclipart(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
             by_creator.setdefault(slug, []).append(path)
     manifest = []
     for slug, paths in sorted(by_creator.items()):
-        if len(paths) < MIN_DRAWINGS:
+        if len(paths) < min_drawings or slug in NOT_CREATORS:
             continue
         folder = out / "openclipart" / slug
         folder.mkdir(parents=True, exist_ok=True)
@@ -377,7 +381,7 @@ def openclipart(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
                 # named by the whole relative path: two folders can hold drawings of one name
                 img.save(folder / f"{path.relative_to(svgs).with_suffix('').as_posix().replace('/', '-')}.png")
                 written += 1
-        if written < MIN_DRAWINGS:  # too few renderable drawings to count as an artist
+        if written < min_drawings:  # too few renderable drawings to count as an artist
             shutil.rmtree(folder)
             continue
         manifest.append({"source": "openclipart", "style": slug, "package": "debian openclipart-svg", "version": version,
@@ -441,7 +445,11 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=120, help="subjects per source (emoji: in every set; iconsets: concepts per set; icons: in at least half the themes; "
                         "openclipart: drawings per creator, at most)")
     parser.add_argument("--side", type=int, default=128)
+    parser.add_argument("--min-drawings", type=int, default=MIN_DRAWINGS,
+                        help="openclipart: creators with fewer renderable drawings are left out")
     args = parser.parse_args()
+    if args.min_drawings < 2:
+        parser.error("--min-drawings: at least 2 (an artist needs two works to be found by the other)")
     sources = args.sources.split(",")
     if reserved := [source for source in sources if RESERVED.search(source)]:
         raise SystemExit(f"{reserved[0]} is reserved for independent evaluation")
@@ -450,7 +458,8 @@ def main() -> None:
     manifest = [m for m in json.loads(previous.read_text())["styles"] if m["source"] not in sources] if previous.exists() else []
     for source in sources:
         with tempfile.TemporaryDirectory() as tmp:
-            manifest += SOURCES[source](args.out, args.side, args.subjects, Path(tmp))
+            options = {"min_drawings": args.min_drawings} if source == "openclipart" else {}
+            manifest += SOURCES[source](args.out, args.side, args.subjects, Path(tmp), **options)
     (args.out / "manifest.json").write_text(json.dumps({"styles": manifest, "images": sum(m["images"] for m in manifest)}, indent=2))
     with open(args.out / "labels.csv", "w", encoding="utf-8") as fh:  # `stylesearch train finetune OUT/labels.csv`
         fh.write("path,artist\n")

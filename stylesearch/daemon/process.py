@@ -51,7 +51,8 @@ def running() -> dict | None:
 def start(cli_args: list[str], roots: list[str]) -> dict:
     """Launch `stylesearch <cli_args> daemon run ROOTS` detached, and wait until it answers."""
     if info := running():
-        raise StyleSearchError(f"the daemon is already running (pid {info['pid']})")
+        raise StyleSearchError(f"the daemon is already running (pid {info['pid']}, library {info.get('library')}); "
+                               "a daemon for another library needs its own STYLESEARCH_SOCKET")
     log_dir().mkdir(parents=True, exist_ok=True)
     crash_log = log_dir() / "daemon.out"
     with open(crash_log, "ab") as out:

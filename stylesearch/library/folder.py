@@ -72,7 +72,8 @@ class Library:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise StyleSearchError(f"another stylesearch process is updating {self.folder}; try again when it ends") from None
+                raise StyleSearchError(f"another stylesearch process is updating {self.folder}; try again when it ends "
+                                       "(a running daemon holds it: `stylesearch daemon stop` first)") from None
             self._writer_depth = 1
             yield
         finally:
