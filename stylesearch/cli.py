@@ -607,6 +607,10 @@ def roots_add(state: _State, paths: tuple[str, ...]) -> None:
 @click.pass_context
 def roots_remove(ctx: click.Context, paths: tuple[str, ...]) -> None:
     """Stop watching these folders and forget their files (nothing on disk is touched)."""
+    with ctx.find_object(_State).library() as lib:
+        watched = set(lib.catalog.roots())
+    if unknown := [p for p in paths if os.fsencode(os.path.abspath(p)) not in watched]:  # a typo forgets nothing
+        raise StyleSearchError(f"not a watched folder: {unknown[0]} (`stylesearch roots list` shows them)")
     ctx.invoke(forget, paths=paths, as_json=False)
 
 

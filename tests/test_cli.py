@@ -182,3 +182,13 @@ def test_roots_add_counts_new_folders_and_a_new_empty_one_is_reachable(runner, e
     assert "Watching 1 more folder(s)." in invoke(runner, "roots", "add", empty, empty).output
     assert "Already watching every folder given." in invoke(runner, "roots", "add", empty).output
     assert json.loads(invoke(runner, "roots", "list", "--json").output) == [{"path": str(empty), "reachable": True}]
+
+
+def test_roots_remove_forgets_a_watched_folder_and_refuses_one_that_is_not(runner, comics, env, tmp_path):
+    assert invoke(runner, "index", comics).exit_code == 0
+    indexed = json.loads(invoke(runner, "status", "--json").output)["counts"]["ok"]
+    typo = invoke(runner, "roots", "remove", tmp_path / "comicz")
+    assert typo.exit_code == 1 and "not a watched folder" in typo.output
+    assert json.loads(invoke(runner, "status", "--json").output)["counts"]["ok"] == indexed > 0  # nothing forgotten
+    assert f"Forgot {indexed} file(s)." in invoke(runner, "roots", "remove", comics).output
+    assert json.loads(invoke(runner, "roots", "list", "--json").output) == []
