@@ -345,7 +345,8 @@ def style_map(state: _State, html_out: Path | None, png: Path | None, color_by: 
     names = [os.fsdecode(paths[ids[i]]) for i in keep]
     groups = [_group(name, color_by, roots) for name in names]
     xy, used = layout(vectors[keep], method, seed)
-    title = f"Style map: {len(names)} works ({used.upper()})"
+    method_name = {"tsne": "t-SNE", "pca": "PCA"}[used]
+    title = f"Style map: {len(names)} work{'' if len(names) == 1 else 's'} ({method_name})"
     if html_out:
         map_html(names, xy, groups, html_out, title)
         err.print(f"Wrote {html_out}", markup=False)

@@ -212,6 +212,7 @@ def test_map_colours_by_folder_below_its_root(env, tmp_path):
     assert runner.invoke(cli, ["map", "--html", str(tmp_path / "map.html")]).exit_code == 0
     legend = (tmp_path / "map.html").read_text().split('class="legend"')[1].split("</p>")[0]
     assert "x/covers" in legend and "y/covers" in legend and "shelf" in legend  # two "covers" folders stay apart
+    assert "Style map: 6 works (t-SNE)" in (tmp_path / "map.html").read_text()
 
 
 def test_picture_names_must_say_their_type(env, comics, tmp_path):
