@@ -261,6 +261,9 @@ def similar(state: _State, query: str, k: int, include_self: bool, distinct: boo
         with state.library() as lib:
             hits = run_similar(lib, query, k=k, include_self=include_self, distinct=distinct, model=state.settings.model,
                                make_embedder=state.embedder)
+    if not hits:  # say why, instead of a bare header (stderr: --json stays empty)
+        err.print("no other works in the library" + (" but near-duplicates of the query (--distinct leaves them out)"
+                                                      if distinct else ""), markup=False)
     _print_rows(hits, as_json, f"{'rank':>4}  {'distance':>9}  path",
                 lambda hit: f"{hit.rank:>4}  {hit.distance:>9.4f}  {escape(shown(hit.path))}")
     tiles = [Tile(os.path.abspath(query), "query")] + [Tile(h.path, f"#{h.rank}  {h.distance:.4f}") for h in hits]

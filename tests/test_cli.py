@@ -192,3 +192,13 @@ def test_roots_remove_forgets_a_watched_folder_and_refuses_one_that_is_not(runne
     assert json.loads(invoke(runner, "status", "--json").output)["counts"]["ok"] == indexed > 0  # nothing forgotten
     assert f"Forgot {indexed} file(s)." in invoke(runner, "roots", "remove", comics).output
     assert json.loads(invoke(runner, "roots", "list", "--json").output) == []
+
+
+def test_similar_says_why_nothing_is_listed(runner, env, tmp_path):
+    folder = tmp_path / "reprints"
+    save(drawing(seed=3, size=(200, 260)), folder / "cover.png")
+    save(drawing(seed=3, size=(200, 260)), folder / "cover-rescan.jpg", quality=80)
+    assert invoke(runner, "index", folder).exit_code == 0
+    result = invoke(runner, "similar", folder / "cover.png", "--distinct")
+    assert result.exit_code == 0 and "near-duplicates of the query (--distinct leaves them out)" in result.output
+    assert "cover-rescan.jpg" in invoke(runner, "similar", folder / "cover.png").output
