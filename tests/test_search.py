@@ -86,12 +86,15 @@ def test_morph_follows_the_known_shortest_path(line):
     assert order[0] == 0 and order[-1] == 9 and order == sorted(order) and len(order) < 10
 
 
-def test_morph_with_outside_endpoints_and_resampling(line, tmp_path):
+def test_morph_with_outside_endpoints_and_resampling(line, tmp_path, monkeypatch):
     lib, root, embedder = line
     steps, _ = morph(lib, root / "w1.png", tmp_path / "outside.png", k=1, make_embedder=lambda _: embedder)
     assert names(steps)[0] == "w1.png" and names(steps)[-1] == "outside.png"
     assert names(steps)[1:-1] == [f"w{i}.png" for i in range(2, 10)]
     assert steps[-1].to_b == 0 and steps[-2].to_b == pytest.approx(0.4)
+    monkeypatch.chdir(tmp_path)  # an outside end given relative is listed absolute, as every other path
+    relative, _ = morph(lib, root / "w8.png", "outside.png", k=1, make_embedder=lambda _: embedder)
+    assert relative[-1].path == str(tmp_path / "outside.png")
     # cumulative 0, 1, 2.1, 3.3, 4.6, 6.0, 7.5, 9.1, 10.8, 12.6: thirds at 4.2 and 8.4 -> w4, w7
     short, _ = morph(lib, root / "w0.png", root / "w9.png", k=1, steps=4, make_embedder=lambda _: embedder)
     assert names(short) == ["w0.png", "w4.png", "w7.png", "w9.png"]

@@ -143,7 +143,7 @@ def morph(
         path, distances = _shortest_path(library, graph, (va, id_a), (vb, id_b))
         if steps:
             path = resample(path, distances[path], steps)
-        found = _steps(library, graph, path, (os.fsdecode(a), va), (os.fsdecode(b), vb))
+        found = _steps(library, graph, path, (os.path.abspath(os.fsdecode(a)), va), (os.path.abspath(os.fsdecode(b)), vb))
         if found is not None:
             return found, graph
     raise StyleSearchError("the library kept changing during the morph; try again")
