@@ -426,7 +426,7 @@ def status(state: _State, failed: bool, as_json: bool) -> None:
             "counts": lib.catalog.counts(),
             "roots": [{"path": os.fsdecode(r), "reachable": ok} for r, ok in watched_roots(lib.catalog)],
             "index": {"vectors": facts.get("live", 0), "bytes": facts.get("bytes", 0),
-                      "fresh": facts.get("generation") == lib.catalog.generation},
+                      "fresh": facts.get("fresh", False)},
         }
         if failed:
             report["failed"] = [{"path": os.fsdecode(p), "error": e} for p, e in lib.catalog.failed()]

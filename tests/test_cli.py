@@ -159,6 +159,12 @@ def test_console_script_errors_without_traceback(env, tmp_path):
 
 def test_bad_settings_file_and_half_missing_index_are_one_line(runner, comics, env, tmp_path, monkeypatch):
     assert invoke(runner, "index", comics).exit_code == 0
+    assert json.loads(invoke(runner, "status", "--json").output)["index"]["fresh"] is True
+    index = env / "index.hnsw"
+    whole = index.read_bytes()
+    index.write_bytes(whole[:1000])  # a cut file is not called fresh
+    assert json.loads(invoke(runner, "status", "--json").output)["index"]["fresh"] is False
+    index.write_bytes(whole)
     (env / "index.hnsw").unlink()  # the sidecar stays: status reports a stale index, no crash
     status = invoke(runner, "status", "--json")
     assert status.exit_code == 0 and json.loads(status.output)["index"]["fresh"] is False

@@ -145,9 +145,15 @@ class Library:
         self.keep(ann)
 
     def index_facts(self) -> dict:
-        """What the saved index says of itself (empty if there is none), plus its size."""
+        """What the saved index says of itself (empty if there is none), plus its size and
+        whether it is fresh: saved at the catalog's generation, at the size it was saved
+        with (a sidecar from before sizes were recorded vouches for any size)."""
         facts = AnnIndex.facts(self.ann_path)
-        return {**facts, "bytes": self.ann_path.stat().st_size} if facts and self.ann_path.is_file() else {}
+        if not facts or not self.ann_path.is_file():
+            return {}
+        size = self.ann_path.stat().st_size
+        return {**facts, "bytes": size,
+                "fresh": facts.get("generation") == self.catalog.generation and facts.get("saved_bytes", size) == size}
 
     def forget(self, paths: Iterable[str | os.PathLike]) -> int:
         """Drop files (or folders and all below) from catalog and index; files on disk stay.
