@@ -29,9 +29,10 @@ def _file_settings() -> dict:
     """The settings file's keys; a file named by STYLESEARCH_CONFIG must exist, and a key this
     program does not know is an error (a misspelt `library` would otherwise go unnoticed)."""
     path = settings_path()
-    if not path.is_file():
-        if os.environ.get("STYLESEARCH_CONFIG"):
+    if os.environ.get("STYLESEARCH_CONFIG"):  # named: must exist (os.devnull means no settings)
+        if not path.exists():
             raise StyleSearchError(f"settings file {path} (STYLESEARCH_CONFIG) not found")
+    elif not path.is_file():
         return {}
     try:
         file = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -11,7 +11,7 @@ import torch
 from stylesearch.model.checkpoint import save_encoder
 from stylesearch.model.encoder import EncoderConfig, StyleEncoder
 
-from samples import drawing, no_settings, save
+from samples import drawing, save
 
 TINY = EncoderConfig(embed_dim=16, input_size=32)
 SETTLE = 0.3  # the daemon's settle time in tests
@@ -40,7 +40,7 @@ def env(tmp_path, tiny_model, monkeypatch) -> Path:
     library = tmp_path / "library"
     monkeypatch.setenv("STYLESEARCH_LIBRARY", str(library))
     monkeypatch.setenv("STYLESEARCH_MODEL", str(tiny_model))
-    monkeypatch.setenv("STYLESEARCH_CONFIG", str(no_settings(tmp_path)))
+    monkeypatch.setenv("STYLESEARCH_CONFIG", os.devnull)
     return library
 
 

@@ -27,14 +27,6 @@ def drawing(seed: int = 0, size: tuple[int, int] = (96, 128), style: int = 0) ->
     return img
 
 
-def no_settings(folder: Path) -> Path:
-    """An empty settings file, for STYLESEARCH_CONFIG: the machine's own settings stay out of tests."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "no-settings.toml"
-    path.write_text("")
-    return path
-
-
 def save(img: Image.Image, path: Path, fmt: str | None = None, **options) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, fmt, **options)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from samples import cbz, drawing, encoded, no_settings
+from samples import cbz, drawing, encoded
 
 TOOLS = ("calibre", "calibredb", "calibre-debug", "calibre-customize")
 pytestmark = pytest.mark.skipif(not all(map(shutil.which, TOOLS)),
@@ -43,7 +43,7 @@ def setup(tmp_path, tiny_model):
            "CALIBRE_CONFIG_DIRECTORY": str(tmp_path / "calibre-config"),
            "CALIBRE_CACHE_DIRECTORY": str(tmp_path / "calibre-cache"),
            "STYLESEARCH_LIBRARY": str(tmp_path / "stylesearch-library"), "STYLESEARCH_MODEL": str(tiny_model),
-           "STYLESEARCH_CONFIG": str(no_settings(tmp_path)), "STYLESEARCH_SOCKET": str(tmp_path / "run" / "daemon.sock")}
+           "STYLESEARCH_CONFIG": os.devnull, "STYLESEARCH_SOCKET": str(tmp_path / "run" / "daemon.sock")}
     comics = [cbz(tmp_path / "in" / f"comic{i}.cbz", {"page1.png": encoded(drawing(seed=i, style=i % 3), "PNG")})
               for i in range(BOOKS)]
     library = tmp_path / "calibre-library"

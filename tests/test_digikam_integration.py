@@ -45,7 +45,7 @@ from stylesearch.cli import cli
 from stylesearch.integrations import digikam_db
 from stylesearch.integrations.digikam import install
 
-from samples import drawing, no_settings, save
+from samples import drawing, save
 
 pytestmark = pytest.mark.skipif(
     not all(map(shutil.which, ("digikam", "xvfb-run", "gio"))),
@@ -147,7 +147,7 @@ def test_digikam_collection_sync_open_with_and_tags_back(tmp_path, tiny_model, m
     runtime.mkdir(mode=0o700)
     for key, value in {"HOME": home, "XDG_CONFIG_HOME": home / ".config", "XDG_DATA_HOME": home / ".local/share",
                        "XDG_CACHE_HOME": home / ".cache", "XDG_RUNTIME_DIR": runtime, "QTWEBENGINE_DISABLE_SANDBOX": "1",
-                       "QT_QPA_PLATFORM": "xcb", "STYLESEARCH_CONFIG": no_settings(tmp_path),
+                       "QT_QPA_PLATFORM": "xcb", "STYLESEARCH_CONFIG": os.devnull,
                        "STYLESEARCH_SOCKET": runtime / "ss.sock"}.items():
         monkeypatch.setenv(key, str(value))
     env = dict(os.environ)  # what digiKam runs with, and what its Open With children inherit

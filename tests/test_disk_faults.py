@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from stylesearch.cli import cli
 from stylesearch.library.folder import Library
 
-from samples import drawing, no_settings, save
+from samples import drawing, save
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def library_on(small_disk, tmp_path, tiny_model, monkeypatch):
     library = small_disk / "library"
     monkeypatch.setenv("STYLESEARCH_LIBRARY", str(library))
     monkeypatch.setenv("STYLESEARCH_MODEL", str(tiny_model))
-    monkeypatch.setenv("STYLESEARCH_CONFIG", str(no_settings(tmp_path)))
+    monkeypatch.setenv("STYLESEARCH_CONFIG", os.devnull)
     monkeypatch.setenv("STYLESEARCH_NO_DAEMON", "1")
     return library
 

@@ -29,7 +29,7 @@ from stylesearch.errors import StyleSearchError
 from stylesearch.library.folder import Library
 
 from conftest import wait_for
-from samples import drawing, no_settings, save
+from samples import drawing, save
 
 # The installed CLI with an audit hook that logs every socket the process creates or uses,
 # and every name lookup (Python's audit events cover all socket use from Python code).
@@ -86,7 +86,7 @@ def socket_inodes(pid: int) -> set[str]:
 def test_no_network_sockets_in_any_mode(tmp_path, tiny_model, comics):
     audit = tmp_path / "audit.log"
     env = {**os.environ, "STYLESEARCH_LIBRARY": str(tmp_path / "lib"), "STYLESEARCH_MODEL": str(tiny_model),
-           "STYLESEARCH_CONFIG": str(no_settings(tmp_path)), "STYLESEARCH_SOCKET": str(tmp_path / "run" / "daemon.sock"),
+           "STYLESEARCH_CONFIG": os.devnull, "STYLESEARCH_SOCKET": str(tmp_path / "run" / "daemon.sock"),
            "SOCKET_AUDIT": str(audit)}
     cli = [sys.executable, "-c", AUDITED_CLI]
     a, b = str(comics / "artist0" / "page0.png"), str(comics / "artist2" / "page3.png")

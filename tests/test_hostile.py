@@ -24,7 +24,6 @@ from stylesearch.errors import ImageLoadError
 from stylesearch.library.folder import Library
 
 from hostile import CLI_WITH_VANISHING_FILE, VANISHING, loader_seeds, make_corpus
-from samples import no_settings
 
 # What the hostile corpus may add to the peak RSS of indexing a few good files (the same
 # CLI, model and 2 decode threads). Bombs are refused from their headers, oversized files
@@ -74,7 +73,7 @@ def test_hostile_corpus_through_the_cli(tmp_path, tiny_model, monkeypatch):
         folder.mkdir(parents=True)
     expect = make_corpus(corpus, escape)
     settings = {"STYLESEARCH_LIBRARY": str(library), "STYLESEARCH_MODEL": str(tiny_model), "STYLESEARCH_NO_DAEMON": "1",
-                "STYLESEARCH_CONFIG": str(no_settings(tree)), "STYLESEARCH_SOCKET": str(tree / "run" / "sock"),
+                "STYLESEARCH_CONFIG": os.devnull, "STYLESEARCH_SOCKET": str(tree / "run" / "sock"),
                 "HOME": str(tree / "home"), "TMPDIR": str(tree / "tmp"), "XDG_RUNTIME_DIR": str(tree / "run")}
     command = unprivileged() + [sys.executable, "-c", CLI_WITH_VANISHING_FILE, "index", "--json", "--workers", "2"]
     baseline = {**os.environ, **settings, "STYLESEARCH_LIBRARY": str(tmp_path / "baseline")}

@@ -38,7 +38,7 @@ def write_image(path: Path, seed: int) -> None:
 def cli_env(work: Path, library: Path, model: Path) -> dict[str, str]:
     """Environment for a `stylesearch` child: its own library, model, socket and no user config."""
     return {**os.environ, "STYLESEARCH_LIBRARY": str(library), "STYLESEARCH_MODEL": str(model),
-            "STYLESEARCH_CONFIG": str(work / "no-config.toml"), "STYLESEARCH_SOCKET": str(work / "run" / "daemon.sock"),
+            "STYLESEARCH_CONFIG": os.devnull, "STYLESEARCH_SOCKET": str(work / "run" / "daemon.sock"),
             "OMP_NUM_THREADS": "1"}
 
 
