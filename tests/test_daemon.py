@@ -230,3 +230,13 @@ def test_root_moved_away_and_back_is_noticed_without_a_rescan(running, tmp_path)
     assert wait_for(lambda: paths_in(library) == {"kept.png"})
     save(drawing(seed=9), root / "after.png")  # watched again after coming back
     assert wait_for(lambda: paths_in(library) == {"kept.png", "after.png"})
+
+
+def test_a_daemon_on_another_socket_logs_to_its_own_file(monkeypatch, tmp_path):
+    from stylesearch.daemon.process import log_file
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("STYLESEARCH_SOCKET", raising=False)
+    default = log_file()
+    monkeypatch.setenv("STYLESEARCH_SOCKET", str(tmp_path / "run" / "comics.sock"))
+    assert default.name == "daemon.log" and log_file() == default.with_name("comics.log")

@@ -24,7 +24,9 @@ def log_dir() -> Path:
 
 
 def log_file() -> Path:
-    return log_dir() / "daemon.log"
+    """daemon.log for the default socket (daemon.sock); a daemon on another STYLESEARCH_SOCKET
+    logs under that socket's name, so two libraries' daemons never share (and rotate) one file."""
+    return log_dir() / f"{client.socket_path().stem}.log"
 
 
 def setup_logging(to_file: bool) -> None:
@@ -54,7 +56,7 @@ def start(cli_args: list[str], roots: list[str]) -> dict:
         raise StyleSearchError(f"the daemon is already running (pid {info['pid']}, library {info.get('library')}); "
                                "a daemon for another library needs its own STYLESEARCH_SOCKET")
     log_dir().mkdir(parents=True, exist_ok=True)
-    crash_log = log_dir() / "daemon.out"
+    crash_log = log_file().with_suffix(".out")
     with open(crash_log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "stylesearch", *cli_args, "daemon", "run", "--log-file", *roots],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
