@@ -27,6 +27,7 @@ Reserved for independent evaluation and never used: playing-card decks and DiceB
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import io
 import json
 import re
@@ -460,7 +461,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             options = {"min_drawings": args.min_drawings} if source == "openclipart" else {}
             manifest += SOURCES[source](args.out, args.side, args.subjects, Path(tmp), **options)
-    (args.out / "manifest.json").write_text(json.dumps({"styles": manifest, "images": sum(m["images"] for m in manifest)}, indent=2))
+    # the renderer's version too: a newer resvg-py renders SVGs an older one refused, and so gives more styles
+    renderer = f"resvg-py {importlib.metadata.version('resvg-py')}, Pillow {importlib.metadata.version('pillow')}"
+    (args.out / "manifest.json").write_text(json.dumps({"styles": manifest, "images": sum(m["images"] for m in manifest),
+                                                        "renderer": renderer}, indent=2))
     with open(args.out / "labels.csv", "w", encoding="utf-8") as fh:  # `stylesearch train finetune OUT/labels.csv`
         fh.write("path,artist\n")
         for image in sorted(args.out.glob("*/*/*.png")):
