@@ -96,6 +96,7 @@ def test_embed_writes_paths_and_vectors(runner, comics, tmp_path):
         (False, ["similar", "{comics}/artist0/page0.png"], "no library at"),
         (False, ["status"], "no library at"),
         (False, ["--model", "/no/model.pt", "index", "."], "model file not found"),
+        (False, ["--model", "{comics}", "index", "."], "model path is a folder, not a .pt file"),
         (True, ["similar", "{comics}/artist0/page0.png", "-k", "0"], "-k must be at least 1"),
         (False, ["embed", "/no/such/dir", "-o", "x.npz"], "path not found"),
         (True, ["index", "{comics}", "--batch-size", "0"], "--batch-size and --workers must be at least 1"),

@@ -20,7 +20,7 @@ def resolve_model_path(path: str | Path | None = None) -> Path:
     if path:
         path = Path(path).expanduser()
         if not path.is_file():
-            raise StyleSearchError(f"model file not found: {path}")
+            raise StyleSearchError(f"model path is a folder, not a .pt file: {path}" if path.is_dir() else f"model file not found: {path}")
         return path.resolve()
     for folder in model_dirs():
         candidate = folder / DEFAULT_NAME
