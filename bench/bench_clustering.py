@@ -1,6 +1,6 @@
 """Is the held-out NMI held back by k-means, or by the embedding? Other clusterings, same vectors.
 
-    .venv/bin/python bench/bench_clustering.py --real bench/out/corpus3/labels.csv \\
+    .venv/bin/python bench/bench_clustering.py --real bench/out/corpus4/labels.csv \\
         --held-out-styles models/recipe/held_out_styles.txt --out bench/results/clustering.json
 
 Why: the paper does not name its clustering algorithm (METHOD.md, 4.2.3); `stylesearch eval`
@@ -31,10 +31,9 @@ from bench_mix import held_out_split  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering  # noqa: E402
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # noqa: E402
 
 from stylesearch.embed import Embedder  # noqa: E402
-from stylesearch.evaluate import clustering_accuracy  # noqa: E402
+from stylesearch.evaluate import clustering_scores  # noqa: E402
 from stylesearch.imaging import load_image  # noqa: E402
 from stylesearch.train.data import Example, load_examples  # noqa: E402
 
@@ -95,10 +94,7 @@ def main() -> None:
         k = int(y.max()) + 1
         results[set_name] = {"images": len(y), "artists": k}
         for name, (cluster, seeded) in found.items():
-            scores = []
-            for seed in range(args.seeds if seeded else 1):
-                c = cluster(vectors, k, seed)
-                scores.append([clustering_accuracy(y, c), adjusted_rand_score(y, c), normalized_mutual_info_score(y, c)])
+            scores = [clustering_scores(y, cluster(vectors, k, seed)) for seed in range(args.seeds if seeded else 1)]
             mean, sd = 100 * np.mean(scores, 0), 100 * np.std(scores, 0)
             results[set_name][name] = {"ACC": round(mean[0], 2), "ARI": round(mean[1], 2), "NMI": round(mean[2], 2),
                                        "NMI sd": round(sd[2], 2), "runs": len(scores)}

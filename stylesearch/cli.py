@@ -252,18 +252,22 @@ def similar(state: _State, query: str, k: int, include_self: bool, distinct: boo
     from .search.render import Tile
     from .search.similar import Hit
 
-    answer = state.daemon("similar", {"query": os.path.abspath(query), "k": k, "include_self": include_self, "distinct": distinct})
-    if answer is not None:
-        hits = [Hit(h["rank"], h["distance"], h["path"]) for h in answer]
-    else:
+    def find(k: int, distinct: bool) -> list[Hit]:
+        answer = state.daemon("similar", {"query": os.path.abspath(query), "k": k, "include_self": include_self,
+                                          "distinct": distinct})
+        if answer is not None:
+            return [Hit(h["rank"], h["distance"], h["path"]) for h in answer]
         from .search.similar import similar as run_similar
 
         with state.library() as lib:
-            hits = run_similar(lib, query, k=k, include_self=include_self, distinct=distinct, model=state.settings.model,
+            return run_similar(lib, query, k=k, include_self=include_self, distinct=distinct, model=state.settings.model,
                                make_embedder=state.embedder)
+
+    hits = find(k, distinct)
     if not hits:  # say why, instead of a bare header (stderr: --json stays empty)
+        only_copies = distinct and find(1, False)
         err.print("no other works in the library" + (" but near-duplicates of the query (--distinct leaves them out)"
-                                                      if distinct else ""), markup=False)
+                                                      if only_copies else ""), markup=False)
     _print_rows(hits, as_json, f"{'rank':>4}  {'distance':>9}  path",
                 lambda hit: f"{hit.rank:>4}  {hit.distance:>9.4f}  {escape(shown(hit.path))}")
     tiles = [Tile(os.path.abspath(query), "query")] + [Tile(h.path, f"#{h.rank}  {h.distance:.4f}") for h in hits]
@@ -348,8 +352,8 @@ def style_map(state: _State, html_out: Path | None, png: Path | None, color_by: 
     names = [os.fsdecode(paths[ids[i]]) for i in keep]
     groups = [_group(name, color_by, roots) for name in names]
     xy, used = layout(vectors[keep], method, seed)
-    method_name = {"tsne": "t-SNE", "pca": "PCA"}[used]
-    title = f"Style map: {len(names)} work{'' if len(names) == 1 else 's'} ({method_name})"
+    method_name = {"tsne": " (t-SNE)", "pca": " (PCA)", "none": ""}[used]
+    title = f"Style map: {len(names)} work{'' if len(names) == 1 else 's'}{method_name}"
     if html_out:
         map_html(names, xy, groups, html_out, title)
         err.print(f"Wrote {html_out}", markup=False)
@@ -611,9 +615,16 @@ def roots_add(state: _State, paths: tuple[str, ...]) -> None:
 @click.pass_context
 def roots_remove(ctx: click.Context, paths: tuple[str, ...]) -> None:
     """Stop watching these folders and forget their files (nothing on disk is touched)."""
+    from .library.scan import normalise
+
     with ctx.find_object(_State).library() as lib:
-        watched = set(lib.catalog.roots())
-    if unknown := [p for p in paths if os.fsencode(os.path.abspath(p)) not in watched]:  # a typo forgets nothing
+        watched = lib.catalog.roots()
+
+    def watches(path: str) -> bool:  # a root, or a folder holding roots (forget drops every root below it)
+        folder = normalise(path)
+        return any(root == folder or root.startswith(folder.rstrip(b"/") + b"/") for root in watched)
+
+    if unknown := [p for p in paths if not watches(p)]:  # a typo forgets nothing
         raise StyleSearchError(f"not a watched folder: {unknown[0]} (`stylesearch roots list` shows them)")
     ctx.invoke(forget, paths=paths, as_json=False)
 

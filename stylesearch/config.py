@@ -20,7 +20,7 @@ KEYS = ("library", "model", "device")
 
 
 def settings_path() -> Path:
-    """The optional TOML settings file (keys: KEYS)."""
+    """The optional TOML settings file (keys: library, model, device)."""
     override = os.environ.get("STYLESEARCH_CONFIG")
     return Path(override) if override else Path(platformdirs.user_config_dir(APP)) / "config.toml"
 

@@ -21,6 +21,12 @@ def clustering_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     return float(table[rows, cols].sum() / len(labels))
 
 
+def clustering_scores(labels: np.ndarray, clusters: np.ndarray) -> list[float]:
+    """[ACC, ARI, NMI] of one clustering against the labels (fractions)."""
+    return [clustering_accuracy(labels, clusters), adjusted_rand_score(labels, clusters),
+            normalized_mutual_info_score(labels, clusters)]
+
+
 def neighbour_order(vectors: np.ndarray) -> np.ndarray:
     """Each row's other rows, nearest first by Euclidean distance (as search ranks them)."""
     sq = (vectors**2).sum(1)
@@ -57,8 +63,7 @@ def score(vectors: np.ndarray, labels: list | np.ndarray, *, seed: int = 0, rest
     clustering = []
     for run in range(runs):
         clusters = KMeans(n_clusters=n_labels, n_init=restarts, random_state=seed + run).fit_predict(vectors)
-        clustering.append([clustering_accuracy(y, clusters), adjusted_rand_score(y, clusters),
-                           normalized_mutual_info_score(y, clusters)])
+        clustering.append(clustering_scores(y, clusters))
     result = dict(zip(("ACC", "ARI", "NMI"), np.mean(clustering, 0), strict=True)) | retrieval_scores(vectors, y)
     if runs > 1:
         result |= {f"{name} sd": value for name, value in zip(("ACC", "ARI", "NMI"), np.std(clustering, 0), strict=True)}

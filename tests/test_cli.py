@@ -197,13 +197,18 @@ def test_roots_remove_forgets_a_watched_folder_and_refuses_one_that_is_not(runne
     typo = invoke(runner, "roots", "remove", tmp_path / "comicz")
     assert typo.exit_code == 1 and "not a watched folder" in typo.output
     assert json.loads(invoke(runner, "status", "--json").output)["counts"]["ok"] == indexed > 0  # nothing forgotten
-    assert f"Forgot {indexed} file(s)." in invoke(runner, "roots", "remove", comics).output
+    assert f"Forgot {indexed} file(s)." in invoke(runner, "roots", "remove", f"{comics}/..").output  # holds the root
+    assert invoke(runner, "index", comics).exit_code == 0
+    assert f"Forgot {indexed} file(s)." in invoke(runner, "roots", "remove", f"{comics}/").output  # the root itself
     assert json.loads(invoke(runner, "roots", "list", "--json").output) == []
 
 
 def test_similar_says_why_nothing_is_listed(runner, env, tmp_path):
     folder = tmp_path / "reprints"
     save(drawing(seed=3, size=(200, 260)), folder / "cover.png")
+    assert invoke(runner, "index", folder).exit_code == 0
+    alone = invoke(runner, "similar", folder / "cover.png", "--distinct")
+    assert alone.exit_code == 0 and "no other works in the library" in alone.output and "near-duplicates" not in alone.output
     save(drawing(seed=3, size=(200, 260)), folder / "cover-rescan.jpg", quality=80)
     assert invoke(runner, "index", folder).exit_code == 0
     result = invoke(runner, "similar", folder / "cover.png", "--distinct")

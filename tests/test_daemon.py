@@ -236,7 +236,10 @@ def test_a_daemon_on_another_socket_logs_to_its_own_file(monkeypatch, tmp_path):
     from stylesearch.daemon.process import log_file
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     monkeypatch.delenv("STYLESEARCH_SOCKET", raising=False)
-    default = log_file()
-    monkeypatch.setenv("STYLESEARCH_SOCKET", str(tmp_path / "run" / "comics.sock"))
-    assert default.name == "daemon.log" and log_file() == default.with_name("comics.log")
+    logs = {log_file()}
+    for library in ("comics", "artbooks"):  # sockets of one name in two folders: two logs
+        monkeypatch.setenv("STYLESEARCH_SOCKET", str(tmp_path / library / "daemon.sock"))
+        logs.add(log_file())
+    assert len(logs) == 3 and tmp_path / "state" / "stylesearch" / "log" / "daemon.log" in logs

@@ -357,7 +357,7 @@ def spread(items: list) -> list:
 def openclipart(out: Path, side: int, subjects: int, work: Path, min_drawings: int = MIN_DRAWINGS) -> list[dict]:
     """Every creator with at least `min_drawings` renderable drawings, up to `subjects` of them
     each, spread over their sorted files; a drawing resvg cannot render is replaced by another.
-    Fewer than 12 suit fitting a fused map (any artist with 2 works teaches it), not P x K batches."""
+    Fewer than MIN_DRAWINGS suit fitting a fused map (an artist with 2 works teaches it), not P x K batches."""
     root, version, licence = debian(["openclipart-svg"], work)["openclipart-svg"]
     svgs = root / "usr" / "share" / "openclipart" / "svg"
     by_creator: dict[str, list[Path]] = {}
@@ -457,14 +457,14 @@ def main() -> None:
     # a source added to an existing corpus keeps the other sources' manifest entries
     previous = args.out / "manifest.json"
     manifest = [m for m in json.loads(previous.read_text())["styles"] if m["source"] not in sources] if previous.exists() else []
+    # each style records its renderer: a newer resvg-py renders SVGs an older one refused, and so gives more styles
+    renderer = f"resvg-py {importlib.metadata.version('resvg-py')}, Pillow {importlib.metadata.version('pillow')}"
     for source in sources:
+        shutil.rmtree(args.out / source, ignore_errors=True)  # a rebuilt source keeps no folder of an earlier build
         with tempfile.TemporaryDirectory() as tmp:
             options = {"min_drawings": args.min_drawings} if source == "openclipart" else {}
-            manifest += SOURCES[source](args.out, args.side, args.subjects, Path(tmp), **options)
-    # the renderer's version too: a newer resvg-py renders SVGs an older one refused, and so gives more styles
-    renderer = f"resvg-py {importlib.metadata.version('resvg-py')}, Pillow {importlib.metadata.version('pillow')}"
-    (args.out / "manifest.json").write_text(json.dumps({"styles": manifest, "images": sum(m["images"] for m in manifest),
-                                                        "renderer": renderer}, indent=2))
+            manifest += [m | {"renderer": renderer} for m in SOURCES[source](args.out, args.side, args.subjects, Path(tmp), **options)]
+    (args.out / "manifest.json").write_text(json.dumps({"styles": manifest, "images": sum(m["images"] for m in manifest)}, indent=2))
     with open(args.out / "labels.csv", "w", encoding="utf-8") as fh:  # `stylesearch train finetune OUT/labels.csv`
         fh.write("path,artist\n")
         for image in sorted(args.out.glob("*/*/*.png")):

@@ -71,7 +71,10 @@ class Artist:
     posterise: int
 
 
-def draw_artist(index: int, seed: int) -> Artist:
+def draw_artist(index: int, seed: int, hue_shift: float = 0.5) -> Artist:
+    """Artist `index` of `seed`; a natural palette turns every hue by up to +-`hue_shift` of
+    the colour circle (0.5: anywhere; 0: the bases' own hues). The same draws for any
+    `hue_shift`, so artists differ only there."""
     rng = np.random.default_rng([seed, index])
     fill = FILLS[rng.integers(len(FILLS))]
     palette = PALETTES[rng.choice(3, p=(0.55, 0.3, 0.15))]
@@ -82,7 +85,7 @@ def draw_artist(index: int, seed: int) -> Artist:
     paper_hue, paper_tint = rng.random(), rng.choice([0.0, 0.04, 0.1], p=(0.5, 0.3, 0.2))
     return Artist(
         name=f"synthetic/{seed}-{index:05d}", fill=fill, tones=int(rng.integers(2, 5)),
-        light_angle=float(rng.uniform(0, 2 * np.pi)), palette=palette, hue_shift=float(rng.uniform(-0.5, 0.5)),
+        light_angle=float(rng.uniform(0, 2 * np.pi)), palette=palette, hue_shift=float(rng.uniform(-0.5, 0.5) * 2 * hue_shift),
         saturation=float(rng.uniform(0.3, 1.5)), colours=colours, outline=outline,
         line_width=float(rng.uniform(0.6, 4.0)), line_colour=str(rng.choice([*INKS, "dark"])),
         line_quality=LINES[rng.choice(4, p=(0.4, 0.25, 0.15, 0.2))], jitter=float(rng.uniform(0.3, 2.5)),
@@ -209,10 +212,10 @@ def bases_from(folders: list[Path]) -> list[Path]:
     return sorted(p for folder in folders for p in folder.rglob("*.png"))
 
 
-def draw_subjects(job: tuple[list[Path], Path, int, int, int, int]) -> tuple[dict, list[tuple[str, str]]]:
+def draw_subjects(job: tuple[list[Path], Path, int, int, int, int, float]) -> tuple[dict, list[tuple[str, str]]]:
     """One artist draws `subjects` bases chosen from its own seed: (its parameters, CSV rows)."""
-    bases, out, index, subjects, seed, side = job
-    artist = draw_artist(index, seed)
+    bases, out, index, subjects, seed, side, hue_shift = job
+    artist = draw_artist(index, seed, hue_shift)
     chosen = np.random.default_rng([seed, index, 1]).choice(len(bases), size=min(subjects, len(bases)), replace=False)
     folder = out / artist.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -225,11 +228,12 @@ def draw_subjects(job: tuple[list[Path], Path, int, int, int, int]) -> tuple[dic
     return asdict(artist), rows
 
 
-def generate(bases: list[Path], out: Path, artists: int, subjects: int, seed: int, side: int, workers: int = 1) -> int:
+def generate(bases: list[Path], out: Path, artists: int, subjects: int, seed: int, side: int, workers: int = 1,
+             hue_shift: float = 0.5) -> int:
     """Every artist's drawings (in `workers` processes; the output does not depend on how
     many); returns images written."""
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(bases, out, index, subjects, seed, side) for index in range(artists)]
+    jobs = [(bases, out, index, subjects, seed, side, hue_shift) for index in range(artists)]
     if workers > 1:
         with multiprocessing.Pool(workers) as pool:
             drawn = pool.map(draw_subjects, jobs, chunksize=16)
@@ -238,7 +242,7 @@ def generate(bases: list[Path], out: Path, artists: int, subjects: int, seed: in
     rows = [row for _, artist_rows in drawn for row in artist_rows]
     with open(out / "labels.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([("path", "artist"), *rows])
-    (out / "artists.json").write_text(json.dumps({"seed": seed, "side": side, "bases": [str(b) for b in bases],
+    (out / "artists.json").write_text(json.dumps({"seed": seed, "side": side, "hue_shift": hue_shift, "bases": [str(b) for b in bases],
                                                   "artists": [params for params, _ in drawn]}, indent=1))
     return len(rows)
 
@@ -264,12 +268,17 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=128)
     parser.add_argument("--workers", type=int, default=1, help="drawing processes (the output is the same for any number)")
     parser.add_argument("--sheet", type=Path, help="also write a contact sheet (8 artists x 6 subjects) here")
+    parser.add_argument("--hue-shift", type=float, default=0.5,
+                        help="natural palettes turn hues by up to this share of the colour circle (0 to 0.5)")
     args = parser.parse_args()
+    if not 0 <= args.hue_shift <= 0.5:
+        parser.error(f"--hue-shift: from 0 to 0.5 (got {args.hue_shift})")
     bases = bases_from(args.bases)
     if not bases:
         parser.error("no PNG bases found")
     if args.out:
-        print(f"wrote {generate(bases, args.out, args.artists, args.subjects, args.seed, args.side, args.workers)} images to {args.out}")
+        written = generate(bases, args.out, args.artists, args.subjects, args.seed, args.side, args.workers, args.hue_shift)
+        print(f"wrote {written} images to {args.out}")
     if args.sheet:
         picks = list(np.linspace(0, len(bases) - 1, 6).astype(int))
         contact_sheet(bases, 8, args.seed, args.side, picks).save(args.sheet, optimize=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import logging.handlers
 import os
@@ -24,9 +25,13 @@ def log_dir() -> Path:
 
 
 def log_file() -> Path:
-    """daemon.log for the default socket (daemon.sock); a daemon on another STYLESEARCH_SOCKET
-    logs under that socket's name, so two libraries' daemons never share (and rotate) one file."""
-    return log_dir() / f"{client.socket_path().stem}.log"
+    """daemon.log for the default socket; a daemon on another STYLESEARCH_SOCKET logs to
+    daemon-<hash of that socket's path>.log, so two libraries' daemons never share (and
+    rotate) one file, whatever their sockets are called."""
+    socket = client.socket_path()
+    if socket == client.runtime_dir() / "daemon.sock":
+        return log_dir() / "daemon.log"
+    return log_dir() / f"daemon-{hashlib.blake2b(os.fsencode(socket.absolute()), digest_size=4).hexdigest()}.log"
 
 
 def setup_logging(to_file: bool) -> None:

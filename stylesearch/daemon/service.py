@@ -154,7 +154,7 @@ class Service:
                 for root in extra_roots:
                     self.library.catalog.add_root(os.fsencode(os.path.abspath(root)))
             self.server = _bind(self)
-            pidfile = client.socket_path().with_suffix(".pid")  # daemon.pid beside daemon.sock; its own for another socket
+            pidfile = client.socket_path().with_name(client.socket_path().name + ".pid")  # one per socket
             pidfile.write_text(str(os.getpid()))
             if threading.current_thread() is threading.main_thread():  # (tests run it in a thread)
                 for sig in (signal.SIGTERM, signal.SIGINT):

@@ -117,7 +117,7 @@ class AnnIndex:
         self.index.save_index(str(tmp))
         _fsync_replace(tmp, path)
         sidecar = {**facts, "dim": self.dim, "live": self.live, "count": self.index.get_current_count(), "checksum": _checksum(path),
-                   "saved_bytes": path.stat().st_size}  # lets `status` spot a cut or swapped file without hashing it
+                   "saved_bytes": path.stat().st_size}  # lets `status` spot a cut file without hashing it
         meta_tmp = path.with_name(path.name + ".json.tmp")
         meta_tmp.write_text(json.dumps(sidecar))
         _fsync_replace(meta_tmp, path.with_name(path.name + ".json"))

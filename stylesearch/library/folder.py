@@ -73,7 +73,7 @@ class Library:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise StyleSearchError(f"another stylesearch process is updating {self.folder}; try again when it ends "
-                                       "(a running daemon holds it: `stylesearch daemon stop` first)") from None
+                                       "(if the daemon runs, it holds the library: `stylesearch daemon stop` first)") from None
             self._writer_depth = 1
             yield
         finally:

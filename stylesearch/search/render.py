@@ -128,15 +128,15 @@ def html_gallery(tiles: list[Tile], out: Path, title: str, *, side: int = 240) -
 
 
 def layout(vectors: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
-    """2-D positions in [0, 1]: t-SNE up to 5,000 works (auto), PCA beyond (t-SNE is O(n log n)
-    but minutes at that size on a laptop)."""
+    """2-D positions in [0, 1] and the method used: t-SNE up to 5,000 works (auto), PCA beyond
+    (t-SNE is O(n log n) but minutes at that size on a laptop); "none" for one or two works."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
     if method == "auto":
         method = "tsne" if len(vectors) <= 5000 else "pca"
     if len(vectors) < 3:
-        xy = np.array([[0.0, 0.0], [1.0, 1.0]][: len(vectors)])
+        xy, method = np.array([[0.0, 0.0], [1.0, 1.0]][: len(vectors)]), "none"
     elif method == "tsne":
         xy = TSNE(perplexity=min(30.0, (len(vectors) - 1) / 3), init="pca", random_state=seed).fit_transform(vectors)
     else:
