@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "recipe"))
@@ -81,3 +82,13 @@ def test_an_icon_set_gives_one_variant_concepts_first():
     odd = {f"pictogram-{i:03d}" for i in range(100)} | {"heart"}
     filled = build_corpus.set_icons(odd, 5)
     assert len(filled) == 5 and filled["heart"] == "heart" and "pictogram-075" in filled.values()
+
+
+def test_hue_shift_bounds_only_the_hue_turn():
+    from dataclasses import asdict
+
+    for index in range(20):
+        wide, kept, narrow = (synthetic_artists.draw_artist(index, 3, shift) for shift in (0.5, 0.0, 0.1))
+        assert asdict(kept) | {"hue_shift": wide.hue_shift} == asdict(wide)  # every other choice the same
+        assert kept.hue_shift == 0 and abs(narrow.hue_shift) <= 0.1 and narrow.hue_shift == pytest.approx(wide.hue_shift / 5)
+    assert synthetic_artists.draw_artist(7, 0) == synthetic_artists.draw_artist(7, 0, 0.5)  # the default: as before
