@@ -13,7 +13,9 @@ Bases are flat renders on white (the corpus recipe's output). Each base is split
 regions (median-cut quantisation) inside its silhouette; an artist then re-renders it:
 
 - palette: natural (hue shift, saturation scale), limited (every region snapped to 3-6 drawn
-  colours) or monochrome ink;
+  colours) or monochrome ink; `--hue-shift` bounds the natural palettes' hue turn (0.5, the
+  default: anywhere on the colour circle, as the CNN was trained; 0: the bases' own hues, as
+  version 13's fused map was fitted, since a real set's hues mostly follow its subjects);
 - fill: flat, none (line art), gradient, cel shading (2-4 tones), hatching, cross-hatching,
   halftone dots, screentone (manga);
 - outline: off, or on with width 0.6-4 px and colour (black, sepia, navy, darkened fill);
