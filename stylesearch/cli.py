@@ -615,16 +615,12 @@ def roots_add(state: _State, paths: tuple[str, ...]) -> None:
 @click.pass_context
 def roots_remove(ctx: click.Context, paths: tuple[str, ...]) -> None:
     """Stop watching these folders and forget their files (nothing on disk is touched)."""
-    from .library.scan import normalise
+    from .library.scan import is_under, normalise
 
     with ctx.find_object(_State).library() as lib:
         watched = lib.catalog.roots()
-
-    def watches(path: str) -> bool:  # a root, or a folder holding roots (forget drops every root below it)
-        folder = normalise(path)
-        return any(root == folder or root.startswith(folder.rstrip(b"/") + b"/") for root in watched)
-
-    if unknown := [p for p in paths if not watches(p)]:  # a typo forgets nothing
+    # a root, or a folder holding roots (forget drops every root below it); a typo forgets nothing
+    if unknown := [p for p in paths if not any(is_under(root, normalise(p)) for root in watched)]:
         raise StyleSearchError(f"not a watched folder: {unknown[0]} (`stylesearch roots list` shows them)")
     ctx.invoke(forget, paths=paths, as_json=False)
 
