@@ -58,14 +58,10 @@ def methods(neighbours: list[int]) -> dict[str, tuple[Method, bool]]:
 def embed(model: Path, examples: list[Example]) -> tuple[np.ndarray, np.ndarray]:
     """The model's fp32 embeddings of the examples that load, and their artists."""
     embedder = Embedder(model, device="cpu", precision="fp32")
-    vectors, artists = [], []
-    for example, vector, error in embedder.stream(examples, lambda e: load_image(e.path, embedder.size)):
-        if error:
-            console.print(f"skipped {example.path}: {error}", markup=False)
-            continue
-        vectors.append(vector)
-        artists.append(example.artist)
-    return np.stack(vectors).astype(np.float64), np.array(artists)
+    vectors, kept, failed = embedder.embed_all(examples, lambda e: load_image(e.path, embedder.size))
+    for example, error in failed:
+        console.print(f"skipped {example.path}: {error}", markup=False)
+    return vectors.astype(np.float64), np.array([e.artist for e in kept])
 
 
 def main() -> None:

@@ -925,25 +925,21 @@ def evaluate(state: _State, data: str, baseline: bool, tsne: Path | None, seed: 
 
     examples = load_examples(data)
     embedder = state.embedder()
-    kept, vectors, images = [], [], []
-    for example, vector, error in embedder.stream(examples, lambda e: load_image(e.path, embedder.size)):
-        if error:
-            err.print(f"skipped {example.path}: {error}", markup=False)
-            continue
-        kept.append(example)
-        vectors.append(vector)
+    vectors, kept, failed = embedder.embed_all(examples, lambda e: load_image(e.path, embedder.size))
+    for example, error in failed:
+        err.print(f"skipped {example.path}: {error}", markup=False)
     labels = [e.artist for e in kept]
     if len(set(labels)) < 2:
         raise StyleSearchError("evaluation needs images of at least two artists")
     if len(set(labels)) == len(labels):  # retrieval needs a second work of the query's artist to find
         raise StyleSearchError("evaluation needs at least one artist with two or more images")
-    results = {embedder.info.model_id: ev.score(np.stack(vectors), labels, seed=seed, runs=kmeans_runs)}
+    results = {embedder.info.model_id: ev.score(vectors, labels, seed=seed, runs=kmeans_runs)}
     if baseline:
         images = [load_image(e.path, 64) for e in kept]
         for name, feature in ev.BASELINES.items():
             results[name] = ev.score(np.stack([feature(img) for img in images]), labels, seed=seed, runs=kmeans_runs)
     if tsne:
-        ev.tsne_plot(np.stack(vectors), labels, tsne, seed=seed)
+        ev.tsne_plot(vectors, labels, tsne, seed=seed)
     if as_json:
         click.echo(json.dumps(results))
         return

@@ -168,6 +168,19 @@ class Embedder:
                     batch = []
             yield from self._flush(batch, features)
 
+    def embed_all(self, jobs: Iterable[T], load: Callable[[T], Image.Image] | None = None, features: bool = False,
+                  ) -> tuple[np.ndarray, list[T], list[tuple[T, str]]]:
+        """`stream` collected: (the vectors of the jobs that loaded, those jobs, (job, error)
+        for each that did not), for scoring and fitting, which need every vector at once."""
+        kept, rows, failed = [], [], []
+        for job, vector, error in self.stream(jobs, load, features):
+            if error:
+                failed.append((job, error))
+                continue
+            kept.append(job)
+            rows.append(vector)
+        return (np.stack(rows) if rows else np.zeros((0, 0), np.float32)), kept, failed
+
     def _flush(self, batch: list[tuple[T, np.ndarray]], features: bool) -> Iterator[tuple[T, np.ndarray, None]]:
         if batch:
             vectors = self.embed_arrays(np.stack([a for _, a in batch]), features)

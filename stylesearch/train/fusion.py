@@ -59,14 +59,8 @@ def style_features(embedder: Embedder, examples: list[Example], copy: tuple[str,
         # at the model's size already: preprocess crops nothing more and keeps the noise
         return Image.fromarray(noisy_copy(embedder.preprocess(img), amount))
 
-    kept, rows, failed = [], [], []
-    for example, vector, error in embedder.stream(examples, load, features=True):
-        if error:
-            failed.append(f"{example.path}: {error}")
-            continue
-        kept.append(example)
-        rows.append(vector)
-    return np.stack(rows) if rows else np.zeros((0, 0), np.float32), kept, failed
+    rows, kept, failed = embedder.embed_all(examples, load, features=True)
+    return rows, kept, [f"{example.path}: {error}" for example, error in failed]
 
 
 @dataclass(frozen=True)
