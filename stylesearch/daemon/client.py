@@ -47,9 +47,13 @@ def runtime_dir() -> Path:
     return Path(base) / "stylesearch" if base else Path(f"/tmp/stylesearch-{os.getuid()}")
 
 
+def default_socket_path() -> Path:
+    return runtime_dir() / "daemon.sock"
+
+
 def socket_path() -> Path:
     override = os.environ.get("STYLESEARCH_SOCKET")
-    return Path(override) if override else runtime_dir() / "daemon.sock"
+    return Path(override) if override else default_socket_path()
 
 
 def request(op: str, args: dict | None = None, *, library: str | None = None, timeout: float = TIMEOUT_S):

@@ -29,7 +29,7 @@ def log_file() -> Path:
     daemon-<hash of that socket's path>.log, so two libraries' daemons never share (and
     rotate) one file, whatever their sockets are called."""
     socket = client.socket_path()
-    if socket == client.runtime_dir() / "daemon.sock":
+    if socket == client.default_socket_path():
         return log_dir() / "daemon.log"
     return log_dir() / f"daemon-{hashlib.blake2b(os.fsencode(socket.absolute()), digest_size=4).hexdigest()}.log"
 
