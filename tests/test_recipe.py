@@ -92,3 +92,31 @@ def test_hue_shift_bounds_only_the_hue_turn():
         assert asdict(kept) | {"hue_shift": wide.hue_shift} == asdict(wide)  # every other choice the same
         assert kept.hue_shift == 0 and abs(narrow.hue_shift) <= 0.1 and narrow.hue_shift == pytest.approx(wide.hue_shift / 5)
     assert synthetic_artists.draw_artist(7, 0) == synthetic_artists.draw_artist(7, 0, 0.5)  # the default: as before
+
+
+def test_one_element_of_a_theme_svg_keeps_what_it_uses_and_nothing_else_drawn():
+    import xml.etree.ElementTree as ET
+
+    theme = b"""<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 100 100">
+      <defs><linearGradient id="ink"/></defs>
+      <circle id="shared" r="3"/>
+      <g id="layer" transform="translate(10 0)" style="display:none">
+        <g id="WhiteKing"><rect id="body" fill="url(#ink)"/><use xlink:href="#shared"/></g>
+        <g id="WhiteQueen"><rect id="queen-body"/></g>
+      </g>
+      <rect id="board"/>
+    </svg>"""
+    root = ET.fromstring(build_corpus.element_svg(theme, "WhiteKing"))
+    ids = [node.get("id") for node in root.iter() if node.get("id")]
+    assert {"WhiteKing", "body", "layer", "ink"} <= set(ids)
+    assert not {"WhiteQueen", "queen-body", "board"} & set(ids)  # other pieces and the board are gone
+    layer = next(node for node in root.iter() if node.get("id") == "layer")
+    assert layer.get("transform") == "translate(10 0)" and "display:none" not in layer.get("style")
+    drawn_circles = [node for node in root if node.get("id") == "shared"]
+    assert not drawn_circles  # the used circle is no longer drawn where it stood ...
+    assert ids.count("shared") == 1  # ... but kept once, as a definition the <use> finds
+    assert any(node.get("id") == "shared" for defs in root if defs.tag.endswith("defs") for node in defs)
+    with pytest.raises(ValueError, match="no element"):
+        build_corpus.element_svg(theme, "BlackKing")
+    with pytest.raises(ValueError, match="definition"):
+        build_corpus.element_svg(theme, "ink")

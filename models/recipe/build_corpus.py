@@ -17,6 +17,9 @@ Sources:
 - icons: 15 freedesktop icon themes from Debian (`apt-get download` + `dpkg-deb -x`): the
   same icon names (folder, user-home, edit-copy ...) drawn by each theme's artists.
 - chess: the piece sets of Debian's pychess (the same 12 pieces per set).
+- knights: the chess themes of Debian's knights (one SVG per theme, a piece per element id).
+- mahjongg: the tile sets of Debian's kdegames-mahjongg-data-kf5 (the same 42 tile faces per set,
+  a face per element id).
 - openclipart: Debian's openclipart-svg, labelled by each drawing's creator (dc:creator in
   the SVG): different subjects per artist, the closest to the paper's Danbooru setting.
 - fonts: typefaces from Debian font packages, the same short texts set in each family's
@@ -27,6 +30,8 @@ Reserved for independent evaluation and never used: playing-card decks and DiceB
 from __future__ import annotations
 
 import argparse
+import copy
+import gzip
 import importlib.metadata
 import io
 import json
@@ -36,6 +41,7 @@ import subprocess
 import tarfile
 import tempfile
 import unicodedata
+import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
@@ -128,6 +134,90 @@ def svg_image(svg: str | bytes, side: int) -> Image.Image:
     text = in_pixels(svg.decode("utf-8", "replace") if isinstance(svg, bytes) else svg)
     png = resvg_py.svg_to_bytes(svg_string=text, width=side * 2, height=side * 2)
     return Image.open(io.BytesIO(bytes(png)))
+
+
+SVG_NS, XLINK_NS = "http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"
+NOT_DRAWN = {f"{{{SVG_NS}}}{tag}" for tag in ("defs", "symbol", "style")}  # kept whole: drawn only where used
+REFERENCE = re.compile(r"url\(#([^)]+)\)")
+
+
+def _references(element: ET.Element) -> set[str]:
+    """Ids that `element` or anything below it uses (<use> links, url(#...) paints and filters)."""
+    found = set()
+    for node in element.iter():
+        for name, value in node.attrib.items():
+            if name in ("href", f"{{{XLINK_NS}}}href") and value.startswith("#"):
+                found.add(value[1:])
+            found.update(REFERENCE.findall(value))
+    return found
+
+
+def element_svg(svg: bytes, element_id: str) -> bytes:
+    """A game theme's SVG (every piece or tile face in one file, each under its id) cut down
+    to one element: the element, its ancestors (for their transforms), the definitions, and
+    whatever it uses from elsewhere, moved into the definitions (where a <use> still finds
+    it: a used element is drawn without its old ancestors' transforms anyway). Rendered and
+    passed through `centred`, it is that element alone, cropped to it."""
+    ET.register_namespace("", SVG_NS)
+    ET.register_namespace("xlink", XLINK_NS)
+    root = ET.fromstring(svg)
+    by_id = {node.get("id"): node for node in root.iter() if node.get("id")}
+    target = by_id.get(element_id)
+    if target is None:
+        raise ValueError(f"no element {element_id!r}")
+    parents = {child: parent for parent in root.iter() for child in parent}
+    path, node = [], target
+    while node is not root:
+        path.append(node)
+        node = parents[node]
+    if any(node.tag in NOT_DRAWN for node in path):
+        raise ValueError(f"{element_id!r} is a definition, not drawn")
+    inside = set(target.iter())
+    used, todo, seen = [], _references(target), set()
+    while todo:  # what the element uses from outside it, and what that uses in turn
+        name = todo.pop()
+        node = by_id.get(name)
+        if name in seen or node is None or node in inside:
+            continue
+        seen.add(name)
+        ancestors, up = [], node
+        while up is not root:
+            ancestors.append(up)
+            up = parents[up]
+        if not any(a.tag in NOT_DRAWN for a in ancestors):  # already a definition otherwise
+            used.append(node)
+        todo |= _references(node)
+    kept = set(path)
+    for parent in [root, *path[1:]]:
+        for child in list(parent):
+            if child not in kept and child.tag not in NOT_DRAWN:
+                parent.remove(child)
+    for node in path:  # an element in a hidden layer is still the theme's drawing
+        if "display:none" in node.get("style", ""):
+            node.set("style", node.get("style").replace("display:none", "display:inline"))
+    if used:
+        defs = ET.SubElement(root, f"{{{SVG_NS}}}defs")
+        defs.extend(copy.deepcopy(node) for node in used)
+    return ET.tostring(root)
+
+
+def theme_elements(data: bytes, ids: list[str], folder: Path, side: int) -> int:
+    """Each element of `ids` in one theme's SVG to FOLDER/<id>.png; returns how many rendered
+    (an element missing, or drawing nothing that shows on white, is skipped: a set that draws
+    white faces for a coloured tile, as KMahjongg's jade does, is left out that way)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for element_id in ids:
+        try:
+            img = svg_image(element_svg(data, element_id), side)
+        except (ValueError, OSError, ET.ParseError):
+            continue
+        drawn = centred(img, side)
+        if min(low for low, _ in drawn.getextrema()) == 255:  # nothing that shows on white (a white face)
+            continue
+        drawn.save(folder / f"{element_id.lower()}.png")
+        written += 1
+    return written
 
 
 # --- emoji sets (npm) ----------------------------------------------------------------------
@@ -245,8 +335,8 @@ def _licence(extracted: Path, package: str) -> str:
     copyright_file = extracted / "usr" / "share" / "doc" / package / "copyright"
     if copyright_file.is_file():
         for line in copyright_file.read_text(errors="replace").splitlines():
-            if line.startswith("License:"):
-                return line.split(":", 1)[1].strip()
+            if line.startswith("License:") and (name := line.split(":", 1)[1].strip()):  # not a free-text licence's blank
+                return name
     return "see package"
 
 
@@ -315,6 +405,48 @@ def chess(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
         manifest.append({"source": "chess", "style": folder.name, "package": "debian pychess", "version": version,
                          "licence": licence, "images": len(files)})
     return manifest
+
+
+# --- KDE game themes (Debian): knights' chess themes, mahjongg tile sets ----------------------
+
+KNIGHTS_PIECES = tuple(f"{colour}{piece}" for colour in ("White", "Black")
+                       for piece in ("King", "Queen", "Rook", "Bishop", "Knight", "Pawn"))
+# Colin M. L. Burnett's pieces, which pychess ships as cburnett, and a grey rendering of them
+KNIGHTS_DUPLICATES = {"plain", "gray"}
+MAHJONGG_FACES = tuple([f"{suit}_{n}" for suit in ("CHARACTER", "BAMBOO", "ROD") for n in range(1, 10)]
+                       + [f"{suit}_{n}" for suit in ("SEASON", "FLOWER", "WIND") for n in range(1, 5)]
+                       + [f"DRAGON_{n}" for n in range(1, 4)])
+
+
+def _themes(out: Path, side: int, source: str, package: str, folder: str, ids: tuple[str, ...], skip: set[str],
+            work: Path) -> list[dict]:
+    """Every FOLDER/*.svgz theme of a Debian game package, its elements `ids` rendered one by
+    one (`theme_elements`) to OUT/<source>/<theme>/; a theme with fewer than half of them
+    rendered is left out whole."""
+    root, version, licence = debian([package], work)[package]
+    manifest = []
+    for path in sorted((root / folder).glob("*.svgz")):
+        if path.stem in skip:
+            continue
+        target = out / source / path.stem
+        written = theme_elements(gzip.decompress(path.read_bytes()), list(ids), target, side)
+        if written < len(ids) / 2:
+            shutil.rmtree(target)
+            continue
+        manifest.append({"source": source, "style": path.stem, "package": f"debian {package}", "version": version,
+                         "licence": licence, "images": written})
+    return manifest
+
+
+def knights(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
+    """knights' chess themes: the same 12 pieces per theme (`subjects` does not apply)."""
+    return _themes(out, side, "knights", "knights", "usr/share/knights/themes", KNIGHTS_PIECES, KNIGHTS_DUPLICATES, work)
+
+
+def mahjongg(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
+    """KMahjongg's tile sets: the same 42 faces per set (`subjects` caps them)."""
+    return _themes(out, side, "mahjongg", "kdegames-mahjongg-data-kf5", "usr/share/kmahjongglib/tilesets",
+                   MAHJONGG_FACES[:subjects], set(), work)
 
 
 # --- openclipart drawings by creator (Debian openclipart-svg) ------------------------------
@@ -436,7 +568,8 @@ def fonts(out: Path, side: int, subjects: int, work: Path) -> list[dict]:
     return manifest
 
 
-SOURCES = {"emoji": emoji, "iconsets": iconsets, "icons": icons, "chess": chess, "openclipart": openclipart, "fonts": fonts}
+SOURCES = {"emoji": emoji, "iconsets": iconsets, "icons": icons, "chess": chess, "knights": knights, "mahjongg": mahjongg,
+           "openclipart": openclipart, "fonts": fonts}
 
 
 def main() -> None:
