@@ -98,12 +98,15 @@ def random_gram(model: Path, examples: list[Example]) -> np.ndarray:
 
 
 def held_out_split(examples: list[Example], listing: Path) -> tuple[list[Example], list[Example]]:
-    """(train, held out) with the listed styles held out; a listed style with no images is an error."""
+    """(train, held out) with the listed styles held out. A listed style with no images is an
+    error (a misspelt name would silently join training) unless the corpus has no source of
+    that name at all (built without it: nothing of it can be trained on)."""
     styles = {line.strip() for line in listing.read_text().splitlines()} - {""}
     styles = {style for style in styles if not style.startswith("#")}
     if not styles:
         sys.exit(f"{listing}: no styles listed")
-    if missing := styles - {e.artist for e in examples}:
+    sources = {source_of(e.artist) for e in examples}
+    if missing := {style for style in styles - {e.artist for e in examples} if source_of(style) in sources}:
         sys.exit(f"{listing}: no images of {', '.join(sorted(missing))}")
     return [e for e in examples if e.artist not in styles], [e for e in examples if e.artist in styles]
 

@@ -22,6 +22,9 @@ def test_listed_styles_are_held_out_and_comments_ignored(tmp_path):
     listing.write_text("emoji/zz\n")
     with pytest.raises(SystemExit, match="no images of emoji/zz"):
         held_out_split(examples, listing)
+    listing.write_text("emoji/b\nmahjongg/egypt\n")  # a source this corpus was built without
+    train, held = held_out_split(examples, listing)
+    assert {e.artist for e in held} == {"emoji/b"} and len(train) == 6
     listing.write_text("# nothing\n")
     with pytest.raises(SystemExit, match="no styles listed"):
         held_out_split(examples, listing)
