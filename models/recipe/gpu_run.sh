@@ -6,6 +6,12 @@
 #   (cd bench/out && tar cf - corpus3 | xz -T2 -6 > ../../.gpu/corpus3.tar.xz)   # build_corpus.py output
 #   bash models/recipe/gpu_run.sh          # on the GPU machine; OUT=folder for what comes back
 #
+# CORPUS: the archived corpus folder's name (.gpu/$CORPUS.tar.xz holds $CORPUS/labels.csv ...), e.g.
+# corpus4 for the training styles with the icon sets. SIDE: the pixels the corpus was rendered at
+# (build_corpus.py --side); the synthetic artists are drawn and the CNN trained at that size.
+# .gpu/ is git-ignored: pass it to the device with carry [".gpu"]; what is carried (the tree
+# included) must stay under 64 MiB: corpus4 at 128 px is 39 MiB as .tar.xz (2026-11-28).
+#
 # GROUPS_: ';'-separated groups "NAME RUNS [bench_mix options]", one process each (RUNS as in
 # bench_mix --runs). VALIDATE: a styles file to choose checkpoints on, left out of training
 # (bench_mix --validate-styles; empty: the held-out styles, as the first GPU run did).
@@ -17,6 +23,7 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out} STEPS=${STEPS:-1200} BUDGET=${BUDGET:-330} ARTISTS=${ARTISTS:-3000}
 PY=${PY:-python3} DEVICE=${DEVICE:-cuda} WORKERS=${WORKERS:-4} WORK=${WORK:-/tmp/gpu-work} ZOOM=${ZOOM:-1}
+CORPUS=${CORPUS:-corpus3} SIDE=${SIDE:-128}
 VALIDATE=${VALIDATE-models/recipe/validation_styles.txt} HELD_OUT=${HELD_OUT:-models/recipe/held_out_styles.txt}
 # --complement needs a model fused without a learned head (`stylesearch train fuse ... --head-epochs 0`;
 # the bundled model has one since version 8), e.g. "b paper:mixed --complement fused-linear.pt"
@@ -24,12 +31,12 @@ GROUPS_=${GROUPS_:-"a paper:mixed"}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4  # three runs share 16 cores
 mkdir -p "$OUT" "$WORK"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
-tar xJf .gpu/corpus3.tar.xz -C "$WORK" || exit 1
-C=$WORK/corpus3
-time $PY models/recipe/synthetic_artists.py --out "$WORK/synthetic" --artists "$ARTISTS" --subjects 12 --workers 16 \
+tar xJf ".gpu/$CORPUS.tar.xz" -C "$WORK" || exit 1
+C=$WORK/$CORPUS
+time $PY models/recipe/synthetic_artists.py --out "$WORK/synthetic" --artists "$ARTISTS" --subjects 12 --workers 16 --side "$SIDE" \
     --bases "$C/emoji/twemoji" "$C/emoji/openmoji" "$C/emoji/fluent-emoji-flat" "$C/icons/Tango" "$C/icons/Paper" "$C/icons/gnome" || exit 1
 common=(--real "$C/labels.csv" --synthetic "$WORK/synthetic/labels.csv" --held-out-styles "$HELD_OUT"
-        --steps "$STEPS" --epoch-steps $(( (STEPS + 7) / 8 )) --p 32 --k 8 --zoom "$ZOOM" --workers "$WORKERS" --device "$DEVICE")
+        --steps "$STEPS" --epoch-steps $(( (STEPS + 7) / 8 )) --p 32 --k 8 --zoom "$ZOOM" --input-size "$SIDE" --workers "$WORKERS" --device "$DEVICE")
 [ -n "$VALIDATE" ] && common+=(--validate-styles "$VALIDATE")
 IFS=';' read -ra groups <<< "$GROUPS_"
 names=()
