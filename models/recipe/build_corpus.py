@@ -35,6 +35,7 @@ import gzip
 import importlib.metadata
 import io
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -139,6 +140,7 @@ def svg_image(svg: str | bytes, side: int) -> Image.Image:
 SVG_NS, XLINK_NS = "http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"
 NOT_DRAWN = {f"{{{SVG_NS}}}{tag}" for tag in ("defs", "symbol", "style")}  # kept whole: drawn only where used
 REFERENCE = re.compile(r"url\(#([^)]+)\)")
+MAX_CANVAS = 2048  # svg_image draws at twice this: a 4,096-pixel canvas at most
 
 
 def _references(element: ET.Element) -> set[str]:
@@ -209,7 +211,15 @@ def theme_elements(data: bytes, ids: list[str], folder: Path, side: int) -> int:
     written = 0
     for element_id in ids:
         try:
-            img = svg_image(element_svg(data, element_id), side)
+            svg = element_svg(data, element_id)
+            # the element is a small part of the theme's canvas: a first rendering finds how
+            # small, the second draws the canvas large enough for the element to fill `side`
+            probe = svg_image(svg, side)
+            box = probe.getchannel("A").getbbox()
+            if box is None:
+                continue
+            extent = max(box[2] - box[0], box[3] - box[1]) / max(probe.size)
+            img = svg_image(svg, min(MAX_CANVAS, math.ceil(side / extent)))
         except (ValueError, OSError, ET.ParseError):
             continue
         drawn = centred(img, side)
