@@ -46,11 +46,16 @@ for group in "${groups[@]}"; do
     [ ${#words[@]} -ge 2 ] || { echo "GROUPS_: '$group' is not 'NAME RUNS [options]'" >&2; exit 1; }
     names+=("${words[0]}")
     echo "${words[*]:2}" > "$WORK/${words[0]}.options"
-    timeout "$BUDGET" $PY bench/bench_mix.py "${common[@]}" --out "$WORK/${words[0]}" --runs "${words[1]}" "${words[@]:2}" \
-        > "$WORK/${words[0]}.log" 2>&1 &
+    { timeout "$BUDGET" $PY bench/bench_mix.py "${common[@]}" --out "$WORK/${words[0]}" --runs "${words[1]}" "${words[@]:2}" \
+        > "$WORK/${words[0]}.log" 2>&1; echo $? > "$WORK/${words[0]}.rc"; } &
 done
 wait
-for name in "${names[@]}"; do tail -n 5 "$WORK/$name.log"; done
+for name in "${names[@]}"; do
+    tail -n 5 "$WORK/$name.log"
+    rc=$(cat "$WORK/$name.rc")
+    [ "$rc" = 124 ] && echo "group $name: stopped by BUDGET ($BUDGET s); only checkpoints saved before then come back" >&2
+    [ "$rc" != 0 ] && [ "$rc" != 124 ] && echo "group $name: bench_mix exited with status $rc (see its log above)" >&2
+done
 (cd "$WORK" && tar czf "$OUT/results.tar.gz" $(for n in "${names[@]}"; do echo "$n/results.json $n/table.md $n/*.log.jsonl $n.log $n.options"; done) 2>/dev/null)
 $PY - "$WORK" "$OUT" "${names[@]}" <<'PY'
 import json, subprocess, sys
