@@ -168,10 +168,15 @@ def element_svg(svg: bytes, element_id: str) -> bytes:
     if target is None:
         raise ValueError(f"no element {element_id!r}")
     parents = {child: parent for parent in root.iter() for child in parent}
-    path, node = [], target
-    while node is not root:
-        path.append(node)
-        node = parents[node]
+
+    def lineage(node: ET.Element) -> list[ET.Element]:  # the node and its ancestors, the root left out
+        found = []
+        while node is not root:
+            found.append(node)
+            node = parents[node]
+        return found
+
+    path = lineage(target)
     if any(node.tag in NOT_DRAWN for node in path):
         raise ValueError(f"{element_id!r} is a definition, not drawn")
     inside = set(target.iter())
@@ -182,11 +187,7 @@ def element_svg(svg: bytes, element_id: str) -> bytes:
         if name in seen or node is None or node in inside:
             continue
         seen.add(name)
-        ancestors, up = [], node
-        while up is not root:
-            ancestors.append(up)
-            up = parents[up]
-        if not any(a.tag in NOT_DRAWN for a in ancestors):  # already a definition otherwise
+        if not any(a.tag in NOT_DRAWN for a in lineage(node)):  # already a definition otherwise
             used.append(node)
         todo |= _references(node)
     kept = set(path)
